@@ -1,0 +1,166 @@
+"""The plan as data: sessions, tasks, criteria, checks and gates.
+
+Each file in ``sessions/`` holds one session (``sNN-<slug>.yaml``); ``gates.yaml``
+holds the weekly gates. The loader (:mod:`finks.loader`) turns validation
+errors into messages that name the file and line.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ENVIRONMENTS = ("local", "dev", "staging", "prod")
+EnvName = Literal["local", "dev", "staging", "prod"]
+SESSION_ID = re.compile(r"^s\d{1,2}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CheckSpec(_Strict):
+    """One executable check: exactly one of python / pytest / shell."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    python: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    pytest: str | None = None
+    shell: str | None = None
+    timeout: float = Field(120.0, gt=0, le=3600)
+    envs: tuple[EnvName, ...] = ENVIRONMENTS
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CheckSpec:
+        kinds = [k for k in ("python", "pytest", "shell") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError(
+                f"check {self.id!r} needs exactly one of python, pytest, shell (has {kinds or 'none'})"
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "python" if self.python else "pytest" if self.pytest else "shell"
+
+    @property
+    def target(self) -> str:
+        return self.python or self.pytest or self.shell or ""
+
+
+class Criterion(_Strict):
+    """A success criterion in the plan's wording, proven by one or more checks."""
+
+    text: str = Field(min_length=3)
+    checks: tuple[CheckSpec, ...] = Field(min_length=1)
+
+
+class Action(_Strict):
+    """What a task does when the session runs: a callable or a shell command."""
+
+    python: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    shell: str | None = None
+    timeout: float = Field(600.0, gt=0, le=7200)
+    envs: tuple[EnvName, ...] = ENVIRONMENTS
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Action:
+        if bool(self.python) == bool(self.shell):
+            raise ValueError("an action needs exactly one of python, shell")
+        return self
+
+
+class Task(_Strict):
+    title: str
+    minutes: int | None = Field(None, ge=0)
+    details: tuple[str, ...] = ()
+    action: Action | None = None
+
+
+class Estimate(_Strict):
+    low: float = Field(ge=0)
+    high: float = Field(ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_list(cls, value: object) -> object:
+        if isinstance(value, (list, tuple)):
+            if len(value) != 2:
+                raise ValueError("estimate_hours must be [low, high], e.g. [3, 4]")
+            return {"low": value[0], "high": value[1]}
+        if isinstance(value, (int, float)):
+            return {"low": value, "high": value}
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Estimate:
+        if self.high < self.low:
+            raise ValueError(f"estimate high ({self.high:g}) is below low ({self.low:g})")
+        if self.high > 40:
+            raise ValueError(f"estimate of {self.high:g} hours is not one working session (max 40)")
+        return self
+
+    def __str__(self) -> str:
+        return f"{self.low:g}h" if self.low == self.high else f"{self.low:g}-{self.high:g}h"
+
+
+class Session(_Strict):
+    id: str
+    title: str = Field(min_length=3)
+    week: int = Field(ge=0, le=52)
+    area: str = Field(min_length=1)
+    estimate_hours: Estimate
+    depends_on: tuple[str, ...] = ()
+    optional: bool = False
+    difficulty: int | None = Field(None, ge=1, le=5)
+    context_prime: str = ""
+    required_resources: tuple[str, ...] = ()
+    tasks: tuple[Task, ...] = Field(min_length=1)
+    criteria: tuple[Criterion, ...] = Field(min_length=1)
+    deliverables: tuple[str, ...] = ()
+    pitfalls: tuple[str, ...] = ()
+    recovery: str = ""
+    handoff: str = ""
+    known_issues: tuple[str, ...] = ()
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not SESSION_ID.match(value):
+            raise ValueError(f"session id {value!r} must look like s0 … s99")
+        return value
+
+    @property
+    def number(self) -> int:
+        return int(self.id[1:])
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-")
+
+    @property
+    def checks(self) -> list[CheckSpec]:
+        return [check for criterion in self.criteria for check in criterion.checks]
+
+    @model_validator(mode="after")
+    def _unique_check_ids(self) -> Session:
+        seen: set[str] = set()
+        for check in self.checks:
+            if check.id in seen:
+                raise ValueError(f"check id {check.id!r} is used twice in {self.id}")
+            seen.add(check.id)
+        return self
+
+
+class Gate(_Strict):
+    id: str = Field(pattern=r"^week\d+$")
+    week: int = Field(ge=0)
+    title: str
+    sessions: tuple[str, ...] = ()
+    checks: tuple[CheckSpec, ...] = ()
+
+
+class GateFile(_Strict):
+    strict: bool = True
+    gates: tuple[Gate, ...] = ()

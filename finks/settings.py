@@ -1,0 +1,279 @@
+"""One settings model: every per-environment value derives from it.
+
+Sources, highest priority first: keyword arguments, environment variables,
+``finks.yaml`` at the repository root (or ``FINKS_CONFIG``), defaults.
+Secrets (the FMP key, database passwords) are read from the environment or a
+secret store, never from files in the repository.
+
+`.env.example` documents every variable.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from finks.errors import ConfigError
+
+Env = Literal["local", "dev", "staging", "prod"]
+ENVIRONMENTS: tuple[str, ...] = ("local", "dev", "staging", "prod")
+ZONES: tuple[str, ...] = ("bronze", "silver", "gold", "logs")
+
+# FMP's plans in calls per minute. Third-party figures (see fmp-samples/README):
+# keep them configuration, and let FMP_CALLS_PER_MINUTE override.
+FMP_PLAN_LIMITS: dict[str, int] = {"basic": 5, "starter": 300, "premium": 750, "ultimate": 3000}
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def repo_root() -> Path:
+    return Path(os.environ.get("FINKS_ROOT", REPO_ROOT)).resolve()
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads finks.yaml; a malformed file is a ConfigError naming the file."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls)
+        self.path = path
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        if not self.path.is_file():
+            return {}
+        import yaml
+
+        try:
+            data = yaml.safe_load(self.path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{self.path}: not valid YAML ({exc})") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{self.path}: expected a mapping of setting: value")
+        secrets = {"fmp_api_key", "database_url"} & set(data)
+        if secrets:
+            raise ConfigError(
+                f"{self.path}: {', '.join(sorted(secrets))} must not be stored in a file",
+                hint="set it in the environment (see .env.example)",
+            )
+        return data
+
+
+class Settings(BaseSettings):
+    """Effective configuration for one environment."""
+
+    model_config = SettingsConfigDict(env_prefix="FINKS_", extra="forbid", populate_by_name=True)
+
+    env: Env = "local"
+    project: str = "finks"
+    region: str = "ca-central-1"
+    root: Path = Field(default_factory=repo_root)
+    state_dir: Path | None = None
+    lake_uri: str | None = None
+    storage: Literal["local", "s3"] | None = None
+    s3_endpoint_url: str | None = None
+    bucket_prefix: str | None = None
+
+    prefect_port: int = Field(4200, ge=1, le=65535)
+    moto_port: int = Field(5000, ge=1, le=65535)
+    api_port: int = Field(8000, ge=1, le=65535)
+    prefect_api_url: str | None = None
+    database_url: SecretStr | None = None
+
+    engine: Literal["duckdb", "spark"] | None = None
+    dbt_target: Literal["local", "athena"] | None = None
+    universe: str = "default"
+
+    fmp_base_url: str | None = Field(None, validation_alias="FMP_BASE_URL")
+    fmp_api_key: SecretStr | None = Field(None, validation_alias="FMP_API_KEY")
+    fmp_plan: Literal["basic", "starter", "premium", "ultimate"] = Field(
+        "starter", validation_alias="FMP_PLAN"
+    )
+    fmp_calls_per_minute: int | None = Field(None, ge=1, validation_alias="FMP_CALLS_PER_MINUTE")
+    fmp_max_concurrency: int = Field(8, ge=1, le=256, validation_alias="FMP_MAX_CONCURRENCY")
+    fmp_sim_port: int = Field(8765, ge=1, le=65535, validation_alias="FMP_SIM_PORT")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = Path(os.environ.get("FINKS_CONFIG", repo_root() / "finks.yaml"))
+        return (init_settings, env_settings, _YamlSource(settings_cls, path))
+
+    @field_validator("fmp_base_url", "prefect_api_url", "s3_endpoint_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _derive(self) -> Settings:
+        if self.storage is None:
+            self.storage = "local" if self.env == "local" else "s3"
+        if self.engine is None:
+            self.engine = "duckdb" if self.env == "local" else "spark"
+        if self.dbt_target is None:
+            self.dbt_target = "local" if self.env == "local" else "athena"
+        return self
+
+    # ---- derived values -------------------------------------------------
+    @property
+    def is_local(self) -> bool:
+        return self.env == "local"
+
+    @property
+    def home(self) -> Path:
+        """Where finks keeps state, logs and the local lake (.finks/)."""
+        if self.state_dir is not None:
+            return Path(self.state_dir)
+        return Path(os.environ.get("FINKS_STATE_DIR", self.root / ".finks"))
+
+    @property
+    def dev_dir(self) -> Path:
+        return self.home / "dev"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.home / "prefect"
+
+    def bucket(self, zone: str) -> str:
+        if zone not in ZONES:
+            raise ConfigError(f"unknown lake zone {zone!r}", hint=f"use one of {', '.join(ZONES)}")
+        prefix = self.bucket_prefix or f"{self.project}-{self.env}"
+        return f"{prefix}-{zone}"
+
+    @property
+    def buckets(self) -> dict[str, str]:
+        return {zone: self.bucket(zone) for zone in ZONES}
+
+    @property
+    def lake_root(self) -> str:
+        """The lake's root: a local directory path or an s3:// URI."""
+        if self.lake_uri:
+            return self.lake_uri.rstrip("/")
+        if self.storage == "local":
+            return str(self.home / "lake")
+        return "s3://"
+
+    def zone_uri(self, zone: str) -> str:
+        """Where a zone lives: <lake>/<zone> locally, s3://<bucket> on S3."""
+        if self.storage == "s3":
+            if self.lake_uri and self.lake_uri.startswith("s3://") and self.lake_uri != "s3://":
+                return f"{self.lake_uri.rstrip('/')}/{zone}"
+            return f"s3://{self.bucket(zone)}"
+        return str(Path(self.lake_root) / zone)
+
+    @property
+    def s3_endpoint(self) -> str | None:
+        """The S3/AWS endpoint: explicit, else the moto server locally, else AWS."""
+        if self.s3_endpoint_url:
+            return self.s3_endpoint_url
+        if self.is_local:
+            return f"http://127.0.0.1:{self.moto_port}"
+        return None
+
+    @property
+    def prefect_api(self) -> str:
+        if self.prefect_api_url:
+            return self.prefect_api_url
+        return f"http://127.0.0.1:{self.prefect_port}/api"
+
+    @property
+    def fmp_url(self) -> str:
+        """FMP base URL: explicit, else FMP when a key is set, else the simulator."""
+        if self.fmp_base_url:
+            return self.fmp_base_url
+        if self.fmp_api_key is not None:
+            return "https://financialmodelingprep.com"
+        return f"http://127.0.0.1:{self.fmp_sim_port}"
+
+    @property
+    def uses_simulator(self) -> bool:
+        return self.fmp_base_url is None and self.fmp_api_key is None
+
+    @property
+    def fmp_rate_limit(self) -> int:
+        return self.fmp_calls_per_minute or FMP_PLAN_LIMITS[self.fmp_plan]
+
+    @cached_property
+    def database_kind(self) -> str:
+        if self.database_url is None:
+            return "sqlite"
+        return "postgresql" if "postgres" in self.database_url.get_secret_value() else "other"
+
+    def redacted(self) -> dict[str, Any]:
+        """Effective settings, derived values included, secrets redacted."""
+        data = self.model_dump(mode="json")
+        for secret in ("fmp_api_key", "database_url"):
+            value = getattr(self, secret)
+            data[secret] = _redact_url(value.get_secret_value()) if value is not None else None
+        data.update(
+            home=str(self.home),
+            lake_root=self.lake_root,
+            zones={zone: self.zone_uri(zone) for zone in ZONES},
+            buckets=self.buckets,
+            s3_endpoint=self.s3_endpoint,
+            prefect_api=self.prefect_api,
+            fmp_url=self.fmp_url,
+            fmp_rate_limit=self.fmp_rate_limit,
+            uses_simulator=self.uses_simulator,
+        )
+        return data
+
+
+def _redact_url(value: str) -> str:
+    """Hide a password inside a URL, or the whole value when it is not a URL."""
+    if "://" in value and "@" in value:
+        scheme, rest = value.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"
+    if "://" in value:
+        return value
+    return "***"
+
+
+_ENV_NAMES = {
+    "fmp_base_url": "FMP_BASE_URL",
+    "fmp_api_key": "FMP_API_KEY",
+    "fmp_plan": "FMP_PLAN",
+    "fmp_calls_per_minute": "FMP_CALLS_PER_MINUTE",
+    "fmp_max_concurrency": "FMP_MAX_CONCURRENCY",
+    "fmp_sim_port": "FMP_SIM_PORT",
+}
+
+
+def variable_name(field: str) -> str:
+    """The environment variable behind a settings field."""
+    return _ENV_NAMES.get(field, f"FINKS_{field.upper()}")
+
+
+def load_settings(env: str | None = None, root: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings; invalid values become a ConfigError naming the variable."""
+    kwargs: dict[str, Any] = dict(overrides)
+    if env is not None:
+        kwargs["env"] = env
+    if root is not None:
+        kwargs["root"] = root
+    try:
+        return Settings(**kwargs)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            allowed = err.get("ctx", {}).get("expected")
+            detail = f"expected {allowed}" if allowed else err["msg"]
+            problems.append(f"{variable_name(field)}={err.get('input')!r}: {detail}")
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from None

@@ -1,0 +1,1 @@
+"""Executable checks behind the success criteria in sessions/, one module per area."""
