@@ -56,7 +56,7 @@ class _YamlSource(PydanticBaseSettingsSource):
             raise ConfigError(f"{self.path}: not valid YAML ({exc})") from exc
         if not isinstance(data, dict):
             raise ConfigError(f"{self.path}: expected a mapping of setting: value")
-        secrets = {"fmp_api_key", "database_url"} & set(data)
+        secrets = {"fmp_api_key", "database_url", "api_key"} & set(data)
         if secrets:
             raise ConfigError(
                 f"{self.path}: {', '.join(sorted(secrets))} must not be stored in a file",
@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     engine: Literal["duckdb", "spark"] | None = None
     dbt_target: Literal["local", "athena"] | None = None
     universe: str = "default"
+    api_key: SecretStr | None = None
 
     fmp_base_url: str | None = Field(None, validation_alias="FMP_BASE_URL")
     fmp_api_key: SecretStr | None = Field(None, validation_alias="FMP_API_KEY")
@@ -216,7 +217,7 @@ class Settings(BaseSettings):
     def redacted(self) -> dict[str, Any]:
         """Effective settings, derived values included, secrets redacted."""
         data = self.model_dump(mode="json")
-        for secret in ("fmp_api_key", "database_url"):
+        for secret in ("fmp_api_key", "database_url", "api_key"):
             value = getattr(self, secret)
             data[secret] = _redact_url(value.get_secret_value()) if value is not None else None
         data.update(
