@@ -20,6 +20,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from finks.errors import ConfigError
 
+_DB_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg", "sqlite+aiosqlite")
+
 Env = Literal["local", "dev", "staging", "prod"]
 ENVIRONMENTS: tuple[str, ...] = ("local", "dev", "staging", "prod")
 ZONES: tuple[str, ...] = ("bronze", "silver", "gold", "logs")
@@ -85,6 +87,9 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, ge=1, le=65535)
     prefect_api_url: str | None = None
     database_url: SecretStr | None = None
+    # Under load a cold Prefect server (migrations, UI assets) can take ~2 minutes.
+    prefect_start_timeout: int = Field(120, ge=5, le=1800)
+    worker_pool: str = Field("finks-process", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
 
     engine: Literal["duckdb", "spark"] | None = None
     dbt_target: Literal["local", "athena"] | None = None
@@ -119,6 +124,16 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/") if value else value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        scheme = value.get_secret_value().split("://", 1)[0]
+        if scheme not in _DB_SCHEMES:
+            raise ValueError(f"scheme {scheme!r} is not supported; use one of {', '.join(_DB_SCHEMES)}")
+        return value
+
     @model_validator(mode="after")
     def _derive(self) -> Settings:
         if self.storage is None:
@@ -148,6 +163,26 @@ class Settings(BaseSettings):
     @property
     def prefect_home(self) -> Path:
         return self.home / "prefect"
+
+    @property
+    def prefect_database_url(self) -> str | None:
+        """The URL Prefect's server uses (asyncpg driver), or None for its SQLite default."""
+        if self.database_url is None:
+            return None
+        url = self.database_url.get_secret_value()
+        for scheme in ("postgresql://", "postgres://"):
+            if url.startswith(scheme):
+                return "postgresql+asyncpg://" + url[len(scheme):]
+        return url
+
+    @property
+    def glue_database(self) -> str:
+        # Glue/Athena names allow only lowercase letters, digits and underscores.
+        return f"{self.project}_{self.env}_lake".replace("-", "_").lower()
+
+    @property
+    def fmp_secret_name(self) -> str:
+        return f"{self.project}/{self.env}/fmp-api-key"
 
     def bucket(self, zone: str) -> str:
         if zone not in ZONES:
@@ -210,9 +245,9 @@ class Settings(BaseSettings):
 
     @cached_property
     def database_kind(self) -> str:
-        if self.database_url is None:
+        if self.database_url is None or self.database_url.get_secret_value().startswith("sqlite"):
             return "sqlite"
-        return "postgresql" if "postgres" in self.database_url.get_secret_value() else "other"
+        return "postgresql"
 
     def redacted(self) -> dict[str, Any]:
         """Effective settings, derived values included, secrets redacted."""
@@ -230,6 +265,9 @@ class Settings(BaseSettings):
             fmp_url=self.fmp_url,
             fmp_rate_limit=self.fmp_rate_limit,
             uses_simulator=self.uses_simulator,
+            database_kind=self.database_kind,
+            glue_database=self.glue_database,
+            fmp_secret_name=self.fmp_secret_name,
         )
         return data
 

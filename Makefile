@@ -1,0 +1,50 @@
+# The two commands a new machine needs: `make run` and `make test`.
+# Both create the virtual environment in .venv when it is missing.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+FINKS := $(VENV)/bin/finks
+ENV ?= local
+
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+# Where a PostgreSQL answers on 127.0.0.1:5432, Prefect's server uses it
+# (finks creates the role and database); elsewhere it falls back to SQLite.
+FINKS_DATABASE_URL ?= $(shell pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && echo postgresql+asyncpg://finks@127.0.0.1:5432/finks_prefect)
+export FINKS_DATABASE_URL
+
+.PHONY: install run test test-fast start stop reset status bench lint
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[all]"
+	@touch $@
+
+run: install            ## set up, then run the whole plan on the local environment
+	$(FINKS) run --all --env $(ENV)
+
+test: install           ## the whole test suite (slow and service tests included)
+	$(PY) -m pytest
+
+test-fast: install      ## skip the slow end-to-end tests
+	$(PY) -m pytest -m "not slow"
+
+start: install          ## start the local stack (Prefect server, AWS emulator, lake)
+	$(FINKS) dev up
+
+stop: install
+	$(FINKS) dev down
+
+reset: install
+	$(FINKS) dev reset --yes
+
+status: install
+	$(FINKS) status --env $(ENV)
+
+bench: install
+	$(PY) bench/bench_cli.py
+
+lint: install
+	$(PY) -m mypy infra

@@ -1,0 +1,170 @@
+"""Data-plane resources in the emulator, derived from the settings.
+
+The moto server keeps everything in memory, so `up` runs this every time;
+each step is idempotent (re-applying a configuration is harmless).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from finks.settings import ZONES
+
+if TYPE_CHECKING:
+    from finks.settings import Settings
+
+LOG_DELIVERY = "logging.s3.amazonaws.com"
+# Mirrors the lifecycle the AWS stacks plan: raw data cools down, old versions expire.
+LIFECYCLE_DAYS = {"bronze": 30, "silver": 90, "gold": 180, "logs": 30}
+
+
+def aws_client(settings: Settings, service: str) -> Any:
+    """A boto3 client for the emulator (or AWS when no endpoint is configured)."""
+    import boto3
+    from botocore.config import Config
+
+    kwargs: dict[str, Any] = {"region_name": settings.region,
+                              "config": Config(retries={"max_attempts": 3}, connect_timeout=5,
+                                               read_timeout=30)}
+    if settings.s3_endpoint:
+        kwargs.update(endpoint_url=settings.s3_endpoint, aws_access_key_id="testing",
+                      aws_secret_access_key="testing")
+    return boto3.client(service, **kwargs)
+
+
+def _lifecycle(zone: str) -> dict[str, Any]:
+    days = LIFECYCLE_DAYS[zone]
+    rule: dict[str, Any] = {
+        "ID": f"{zone}-retention",
+        "Status": "Enabled",
+        "Filter": {"Prefix": ""},
+        "NoncurrentVersionExpiration": {"NoncurrentDays": days},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+    }
+    if zone == "logs":
+        rule["Expiration"] = {"Days": days}
+    else:
+        rule["Transitions"] = [{"Days": days, "StorageClass": "STANDARD_IA"}]
+    return {"Rules": [rule]}
+
+
+def _ensure_bucket(s3: Any, name: str, region: str) -> bool:
+    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    if name in existing:
+        return False
+    args: dict[str, Any] = {"Bucket": name}
+    if region != "us-east-1":
+        args["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    s3.create_bucket(**args)
+    return True
+
+
+def bootstrap(settings: Settings) -> dict[str, Any]:
+    """Create buckets, the FMP secret, the Glue database and the local lake dirs."""
+    s3 = aws_client(settings, "s3")
+    created: list[str] = []
+    logs = settings.bucket("logs")
+    for zone in ZONES:
+        name = settings.bucket(zone)
+        if _ensure_bucket(s3, name, settings.region):
+            created.append(f"s3://{name}")
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
+                       "BucketKeyEnabled": True}]})
+        s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration=_lifecycle(zone))
+    # Access logs are delivered by the S3 logging service, which needs a policy
+    # on the target bucket before any bucket may point its logging at it.
+    s3.put_bucket_policy(Bucket=logs, Policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": "S3ServerAccessLogs", "Effect": "Allow",
+                       "Principal": {"Service": LOG_DELIVERY}, "Action": ["s3:PutObject"],
+                       "Resource": f"arn:aws:s3:::{logs}/*"}]}))
+    for zone in ZONES:
+        name = settings.bucket(zone)
+        if zone != "logs":
+            s3.put_bucket_logging(Bucket=name, BucketLoggingStatus={
+                "LoggingEnabled": {"TargetBucket": logs, "TargetPrefix": f"s3/{name}/"}})
+        s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True, "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+
+    created += _ensure_secret(settings)
+    created += _ensure_glue_database(settings)
+    lake = _ensure_lake_dirs(settings)
+    return {"buckets": settings.buckets, "secret": settings.fmp_secret_name,
+            "glue_database": settings.glue_database, "lake_dirs": lake, "created": created}
+
+
+def _ensure_secret(settings: Settings) -> list[str]:
+    sm = aws_client(settings, "secretsmanager")
+    # Locally the simulator needs no key; the placeholder keeps the secret's shape.
+    value = settings.fmp_api_key.get_secret_value() if settings.fmp_api_key else "simulator"
+    try:
+        sm.describe_secret(SecretId=settings.fmp_secret_name)
+    except sm.exceptions.ResourceNotFoundException:
+        sm.create_secret(Name=settings.fmp_secret_name, SecretString=value,
+                         Description="FMP API key for the Finks connector")
+        return [f"secret {settings.fmp_secret_name}"]
+    sm.put_secret_value(SecretId=settings.fmp_secret_name, SecretString=value)
+    return []
+
+
+def _ensure_glue_database(settings: Settings) -> list[str]:
+    glue = aws_client(settings, "glue")
+    try:
+        glue.get_database(Name=settings.glue_database)
+        return []
+    except glue.exceptions.EntityNotFoundException:
+        glue.create_database(DatabaseInput={
+            "Name": settings.glue_database,
+            "Description": "Finks lake catalog (bronze/silver/gold tables)"})
+        return [f"glue database {settings.glue_database}"]
+
+
+def _ensure_lake_dirs(settings: Settings) -> list[str]:
+    if settings.lake_root.startswith("s3://"):
+        return []
+    dirs = []
+    for zone in ("bronze", "silver", "gold"):
+        path = Path(settings.zone_uri(zone))
+        path.mkdir(parents=True, exist_ok=True)
+        dirs.append(str(path))
+    return dirs
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    """What the emulator currently holds for our settings (used by checks and tests)."""
+    s3 = aws_client(settings, "s3")
+    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    buckets: dict[str, Any] = {}
+    for zone, name in settings.buckets.items():
+        if name not in existing:
+            buckets[zone] = None
+            continue
+        logging = s3.get_bucket_logging(Bucket=name).get("LoggingEnabled")
+        enc = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]
+        pab = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
+        buckets[zone] = {
+            "name": name,
+            "versioning": s3.get_bucket_versioning(Bucket=name).get("Status"),
+            "lifecycle_rules": len(s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]),
+            "logging_target": logging["TargetBucket"] if logging else None,
+            "encryption": enc["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"],
+            "public_access_blocked": all(pab.values()),
+        }
+    sm = aws_client(settings, "secretsmanager")
+    try:
+        sm.describe_secret(SecretId=settings.fmp_secret_name)
+        secret = True
+    except sm.exceptions.ResourceNotFoundException:
+        secret = False
+    glue = aws_client(settings, "glue")
+    try:
+        glue.get_database(Name=settings.glue_database)
+        glue_db = True
+    except glue.exceptions.EntityNotFoundException:
+        glue_db = False
+    return {"buckets": buckets, "secret": secret, "glue_database": glue_db}

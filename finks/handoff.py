@@ -1,0 +1,184 @@
+"""Handoff notes (the plan's "Handoff Documentation" format) and context primes."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from finks.loader import Plan
+from finks.state import SessionRun, StateStore
+from finks.status import StatusBoard
+
+MARK = {"passed": "✅", "failed": "❌", "error": "❌", "skipped": "⏭️"}
+
+
+def handoff_path(root: Path, env: str, plan: Plan, sid: str) -> Path:
+    session = plan.sessions[sid]
+    return root / "handoffs" / env / f"s{session.number:02d}-{session.slug}.md"
+
+
+def _changed_files(root: Path, since: str | None, paths: tuple[str, ...]) -> list[str]:
+    """Files under the deliverables changed since a commit, plus uncommitted changes."""
+    if not paths:
+        return []
+    cmds = [["git", "status", "--porcelain", "--", *paths]]
+    if since:
+        cmds.insert(0, ["git", "diff", "--name-only", f"{since}..HEAD", "--", *paths])
+    changed: list[str] = []
+    for cmd in cmds:
+        try:
+            out = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=20).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        for line in out.splitlines():
+            name = line[3:] if cmd[1] == "status" else line
+            if name and name not in changed:
+                changed.append(name.strip())
+    return changed
+
+
+def render_handoff(plan: Plan, env: str, root: Path, store: StateStore, sid: str) -> str:
+    session = plan.sessions[sid]
+    history = store.history()
+    run: SessionRun | None = history.latest(sid)
+    board = StatusBoard(plan, store, root, history)
+    lines = [f"## Session {session.number} Handoff — {session.title}", ""]
+    if run is None:
+        return "\n".join(lines + ["No run recorded yet: run 'finks run " + sid + "'."]) + "\n"
+    verdict = {"passed": "complete", "not_applicable": "not applicable to this environment"}.get(
+        run.outcome or "", run.outcome or "interrupted"
+    )
+    lines += [
+        f"- Environment: `{env}` · run `{run.run_id}` · started {run.started_at}"
+        f" · git {run.git.get('commit') or 'unknown'}{' (dirty)' if run.git.get('dirty') else ''}",
+        f"- Outcome: **{verdict}**" + (f" in {run.duration_s:.0f}s" if run.duration_s else ""),
+        "",
+        "### Success criteria",
+    ]
+    by_criterion: dict[str, list[dict]] = {}
+    for check in run.checks:
+        by_criterion.setdefault(check.get("criterion", ""), []).append(check)
+    for criterion in session.criteria:
+        checks = by_criterion.get(criterion.text, [])
+        if not checks:
+            lines.append(f"- ⬜ {criterion.text} — not run")
+            continue
+        outcomes = {c["outcome"] for c in checks}
+        mark = "❌" if outcomes & {"failed", "error"} else "✅" if "passed" in outcomes else "⏭️"
+        lines.append(f"- {mark} {criterion.text}")
+        for c in checks:
+            figures = ", ".join(f"{k}={v}" for k, v in list(c.get("figures", {}).items())[:6])
+            lines.append(
+                f"  - {MARK.get(c['outcome'], '?')} `{c['check']}` {c['outcome']}: {c['message']}"
+                + (f" ({figures})" if figures else "")
+                + f" [{c.get('duration_s', 0):.1f}s]"
+            )
+    if run.actions:
+        lines += ["", "### Task actions"]
+        for a in run.actions:
+            lines.append(f"- {MARK.get(a['outcome'], '?')} {a['task']}: {a['message']}")
+    lines += ["", "### 📁 Files delivered"]
+    for rel in session.deliverables:
+        lines.append(f"- `{rel}`" + ("" if (root / rel).exists() else " (missing)"))
+    if not session.deliverables:
+        lines.append("- (none: this session prepares the environment)")
+    previous = [r for r in history.runs.get(sid, [])[:-1] if r.outcome == "passed"]
+    since = previous[-1].git.get("commit") if previous else None
+    changed = _changed_files(root, since, session.deliverables)
+    lines += ["", "### Files changed" + (f" since {since}" if since else " (uncommitted)")]
+    lines += [f"- `{name}`" for name in changed[:40]] or ["- none"]
+    tests = [c for c in run.checks if c.get("kind") == "pytest"]
+    lines += ["", "### Test results"]
+    lines += [f"- `{c['target']}`: {c['message']}" for c in tests] or [
+        f"- {sum(c['outcome'] == 'passed' for c in run.checks)} checks passed, "
+        f"{sum(c['outcome'] in ('failed', 'error') for c in run.checks)} failed, "
+        f"{sum(c['outcome'] == 'skipped' for c in run.checks)} skipped"
+    ]
+    lines += ["", "### ⚠️ Known issues"]
+    lines += [f"- {issue}" for issue in session.known_issues] or ["- none recorded"]
+    from finks.graph import dependents
+
+    unlocked = [c for c in dependents(plan)[sid] if board.session(c).status in ("ready", "optional")]
+    blocking = [c for c in run.checks + run.actions if c["outcome"] in ("failed", "error")]
+    lines += ["", "### 🔗 Next"]
+    lines += [f"- {c}: {plan.sessions[c].title} — `finks run {c} --env {env}`" for c in unlocked] or [
+        "- no session newly unlocked" + (" (a gate may still need to pass: `finks status`)" if run.outcome == "passed" else "")
+    ]
+    lines += ["", "### Blocking issues"]
+    for c in blocking:
+        lines.append(f"- `{c.get('check') or c.get('task')}` {c['outcome']}: {c['message']}")
+        if c.get("excerpt"):
+            excerpt = c["excerpt"].strip().splitlines()[-8:]
+            lines += ["  ```", *("  " + ln for ln in excerpt), "  ```"]
+    if not blocking:
+        lines.append("- none")
+    return "\n".join(lines) + "\n"
+
+
+def write_handoff(plan: Plan, env: str, root: Path, store: StateStore, sid: str) -> Path:
+    path = handoff_path(root, env, plan, sid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(render_handoff(plan, env, root, store, sid), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def _layout(root: Path, paths: tuple[str, ...], depth: int = 2) -> list[str]:
+    out: list[str] = []
+    for rel in paths:
+        target = root / rel
+        if target.is_dir():
+            out.append(f"{rel.rstrip('/')}/")
+            for child in sorted(target.rglob("*")):
+                parts = child.relative_to(target).parts
+                if len(parts) > depth or any(p.startswith((".", "__pycache__")) or p in ("target", "logs") for p in parts):
+                    continue
+                out.append("  " * len(parts) + child.name + ("/" if child.is_dir() else ""))
+        else:
+            out.append(rel + ("" if target.exists() else "  (to be created)"))
+    return out
+
+
+def render_prime(plan: Plan, env: str, root: Path, store: StateStore, sid: str) -> str:
+    session = plan.sessions[sid]
+    lines = [f"# Context prime — Session {session.number}: {session.title}", ""]
+    lines.append(f"Week {session.week} · area `{session.area}` · estimate {session.estimate_hours}"
+                 + (f" · difficulty {'⭐' * session.difficulty}" if session.difficulty else ""))
+    lines.append(f"Depends on: {', '.join(session.depends_on) or 'nothing'} · environment `{env}`")
+    if session.context_prime:
+        lines += ["", "## Context", "", session.context_prime.strip()]
+    if session.required_resources:
+        lines += ["", "## Required resources"] + [f"- {r}" for r in session.required_resources]
+    lines += ["", "## Tasks"]
+    for i, task in enumerate(session.tasks, 1):
+        lines.append(f"{i}. {task.title}" + (f" ({task.minutes} min)" if task.minutes else ""))
+        lines += [f"   - {d}" for d in task.details]
+    lines += ["", "## Success criteria (each is checked by `finks run`)"]
+    for criterion in session.criteria:
+        targets = ", ".join(f"`{c.target}`" for c in criterion.checks)
+        lines.append(f"- [ ] {criterion.text} — {targets}")
+    if session.pitfalls:
+        lines += ["", "## Common pitfalls"] + [f"- {p}" for p in session.pitfalls]
+    if session.recovery:
+        lines += ["", "## Recovery strategy", session.recovery.strip()]
+    lines += ["", "## Handoffs of its predecessors"]
+    if not session.depends_on:
+        lines.append("(none)")
+    for dep in session.depends_on:
+        path = handoff_path(root, env, plan, dep)
+        if path.exists():
+            lines += ["", path.read_text(encoding="utf-8").strip()]
+        else:
+            lines.append(f"- {dep}: no handoff yet for `{env}` (run 'finks run {dep} --env {env}')")
+    lines += ["", "## Repository layout of this area", "```"] + _layout(root, session.deliverables) + ["```"]
+    lines += [
+        "",
+        "## Validate",
+        f"- `finks run {session.id} --env {env}` — actions, then every check; writes the handoff",
+        f"- `finks why {session.id}` — what blocks it, down to the failing check",
+        f"- `finks show {session.id}` — the session as data",
+    ]
+    pytest_targets = [c.pytest for c in session.checks if c.pytest]
+    lines += [f"- `pytest {t}`" for t in pytest_targets]
+    return "\n".join(lines) + "\n"

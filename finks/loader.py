@@ -1,0 +1,263 @@
+"""Load the plan from ``sessions/``: YAML → validated models, errors with file:line.
+
+Every problem names the file, the line and what to do: a malformed YAML, a
+missing or invalid field, a duplicate id, an unknown dependency (with a
+"did you mean" suggestion) and a dependency cycle (shown as a path).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from finks.errors import PlanError
+from finks.models import Gate, GateFile, Session
+
+GATES_FILE = "gates.yaml"
+
+
+class _LineMap(dict):  # type: ignore[type-arg]
+    """A mapping that remembers the line of each key (1-based)."""
+
+    line: int = 0
+    key_lines: dict[str, int]
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineMap:
+    mapping = _LineMap()
+    mapping.line = node.start_mark.line + 1
+    mapping.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.key_lines[str(key)] = key_node.start_mark.line + 1
+    return mapping
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlanError([f"{path}: cannot read ({exc.strerror})"]) from exc
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        what = exc.problem or str(exc)
+        raise PlanError([f"{where}: invalid YAML: {what}; fix the syntax at that line"]) from exc
+
+
+def _line_of(data: Any, loc: tuple[Any, ...]) -> int:
+    """Walk a pydantic error location through line-mapped YAML to the nearest line."""
+    line = getattr(data, "line", 1)
+    node = data
+    for part in loc:
+        if isinstance(node, _LineMap):
+            line = node.key_lines.get(str(part), node.line)
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+            line = getattr(node, "line", line)
+        else:
+            break
+    return line
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+    if err["type"] == "missing":
+        return f"missing required field '{loc}'; add it"
+    if err["type"] == "extra_forbidden":
+        return f"unknown field '{loc}'; remove it or check its spelling"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{loc}: {msg}" if loc else msg
+
+
+def _validation_problems(path: Path, data: Any, exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
+        problems.append(f"{path}:{_line_of(data, loc)}: {_describe(err)}")
+    return problems
+
+
+@dataclass
+class Plan:
+    """The loaded plan: sessions by id (in id order) and the gates."""
+
+    directory: Path
+    sessions: dict[str, Session]
+    gates: dict[str, Gate] = field(default_factory=dict)
+    strict_gates: bool = True
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def session(self, sid: str) -> Session:
+        from finks.errors import UsageError
+
+        key = sid.lower()
+        if key.startswith("s") and key[1:].isdigit():
+            key = f"s{int(key[1:])}"
+        if key not in self.sessions:
+            hint = _suggest(key, list(self.sessions))
+            raise UsageError(f"unknown session {sid!r}", hint=hint or "run 'finks status' to list them")
+        return self.sessions[key]
+
+    def gate_for_week(self, week: int) -> Gate | None:
+        return next((g for g in self.gates.values() if g.week == week), None)
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
+    return f"did you mean {close[0]}?" if close else ""
+
+
+def default_sessions_dir() -> Path:
+    from finks.paths import repo_root
+
+    return Path(os.environ.get("FINKS_SESSIONS") or repo_root() / "sessions")
+
+
+def load_plan(directory: Path | None = None) -> Plan:
+    """Load and validate every session file and the gates in ``directory``."""
+    directory = Path(directory or default_sessions_dir())
+    if not directory.is_dir():
+        raise PlanError([f"{directory}: no such sessions directory; pass --sessions DIR or set FINKS_SESSIONS"])
+    problems: list[str] = []
+    sessions: dict[str, Session] = {}
+    raw: dict[str, tuple[Path, Any]] = {}
+    files = sorted(p for p in directory.glob("*.y*ml") if p.name != GATES_FILE)
+    if not files:
+        raise PlanError([f"{directory}: no session files (*.yaml) found"])
+    for path in files:
+        try:
+            data = _read_yaml(path)
+        except PlanError as exc:
+            problems.extend(exc.problems)
+            continue
+        if not isinstance(data, dict):
+            problems.append(f"{path}:1: expected a mapping describing one session")
+            continue
+        try:
+            session = Session.model_validate(data)
+        except ValidationError as exc:
+            problems.extend(_validation_problems(path, data, exc))
+            continue
+        if session.id in sessions:
+            first = raw[session.id][0]
+            problems.append(
+                f"{path}:{data.key_lines.get('id', 1)}: duplicate session id {session.id!r} "
+                f"(first defined in {first.name}); give one of them another id"
+            )
+            continue
+        sessions[session.id] = session
+        raw[session.id] = (path, data)
+
+    gates, strict = _load_gates(directory / GATES_FILE, problems)
+    if not problems:
+        problems.extend(_dependency_problems(sessions, raw))
+    if not problems:
+        problems.extend(_gate_problems(gates, sessions, directory / GATES_FILE))
+    if problems:
+        raise PlanError(problems)
+    ordered = dict(sorted(sessions.items(), key=lambda kv: kv[1].number))
+    return Plan(directory, ordered, gates, strict, {sid: raw[sid][0] for sid in ordered})
+
+
+def _load_gates(path: Path, problems: list[str]) -> tuple[dict[str, Gate], bool]:
+    if not path.exists():
+        return {}, True
+    try:
+        data = _read_yaml(path)
+    except PlanError as exc:
+        problems.extend(exc.problems)
+        return {}, True
+    try:
+        gate_file = GateFile.model_validate(data or {})
+    except ValidationError as exc:
+        problems.extend(_validation_problems(path, data, exc))
+        return {}, True
+    return {g.id: g for g in gate_file.gates}, gate_file.strict
+
+
+def _dependency_problems(sessions: dict[str, Session], raw: dict[str, tuple[Path, Any]]) -> list[str]:
+    problems = []
+    for sid, session in sessions.items():
+        path, data = raw[sid]
+        line = data.key_lines.get("depends_on", 1)
+        for dep in session.depends_on:
+            if dep not in sessions:
+                hint = _suggest(dep, list(sessions))
+                problems.append(
+                    f"{path}:{line}: {sid} depends on unknown session {dep!r}"
+                    + (f"; {hint}" if hint else "; remove it or add that session")
+                )
+            elif dep == sid:
+                problems.append(f"{path}:{line}: {sid} depends on itself; remove it from depends_on")
+    if problems:
+        return problems
+    cycle = find_cycle({sid: list(s.depends_on) for sid, s in sessions.items()})
+    if cycle:
+        path, data = raw[cycle[0]]
+        problems.append(
+            f"{path}:{data.key_lines.get('depends_on', 1)}: dependency cycle: {' -> '.join(cycle)}; "
+            "remove one of these edges"
+        )
+    return problems
+
+
+def _gate_problems(gates: dict[str, Gate], sessions: dict[str, Session], path: Path) -> list[str]:
+    problems = []
+    for gate in gates.values():
+        for sid in gate.sessions:
+            if sid not in sessions:
+                hint = _suggest(sid, list(sessions))
+                problems.append(f"{path}: gate {gate.id} names unknown session {sid!r}" + (f"; {hint}" if hint else ""))
+    return problems
+
+
+def find_cycle(edges: dict[str, list[str]]) -> list[str] | None:
+    """Return one dependency cycle as a path (first node repeated at the end), or None."""
+    white, grey, black = 0, 1, 2
+    colour = {node: white for node in edges}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        colour[node] = grey
+        stack.append(node)
+        for dep in edges.get(node, []):
+            if colour.get(dep) == grey:
+                return stack[stack.index(dep) :] + [dep]
+            if colour.get(dep) == white:
+                found = visit(dep)
+                if found:
+                    return found
+        stack.pop()
+        colour[node] = black
+        return None
+
+    for node in sorted(edges, key=lambda s: (len(s), s)):
+        if colour[node] == white:
+            found = visit(node)
+            if found:
+                # Edges point from a session to what it depends on; show the
+                # cycle in dependency order (s3 -> s5 means s5 depends on s3).
+                return list(reversed(found))
+    return None

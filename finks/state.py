@@ -1,0 +1,192 @@
+"""Evidence history: per environment, append-only, safe under concurrency and crashes.
+
+Layout (under ``FINKS_STATE_DIR``, default ``.finks/``)::
+
+    state/<env>/history.jsonl   one JSON event per line, never rewritten
+    state/<env>/history.lock    flock held only while one line is appended
+    state/<env>/run.lock        flock held for the whole of a `finks run`
+
+Concurrency policy: one `finks run` per environment at a time. A second one
+does not wait: it exits 3 naming the holder's pid, so that two runs never
+interleave checks against the same local stack. Read commands never take the
+run lock and can run at any time. The kernel releases flocks when a process
+dies, so a `finks run` killed with SIGKILL leaves a ``run_started`` without a
+``run_finished`` and a free lock: that session shows as *interrupted*, and the
+next run simply proceeds.
+
+A line that does not parse is reported with its path and line number; the
+file is never rewritten to "repair" it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from finks.errors import StateError, StateLockedError
+
+SCHEMA = 1
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+
+
+@dataclass
+class SessionRun:
+    run_id: str
+    session: str
+    started_at: str
+    pid: int
+    git: dict[str, Any] = field(default_factory=dict)
+    finished_at: str | None = None
+    outcome: str | None = None
+    deliverables_hash: str | None = None
+    duration_s: float | None = None
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.outcome is not None
+
+
+@dataclass
+class History:
+    """Everything recorded for one environment, folded per session and gate."""
+
+    runs: dict[str, list[SessionRun]] = field(default_factory=dict)
+    gates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    batches: list[dict[str, Any]] = field(default_factory=list)
+
+    def latest(self, sid: str) -> SessionRun | None:
+        runs = self.runs.get(sid)
+        return runs[-1] if runs else None
+
+    def last_passed(self, sid: str) -> SessionRun | None:
+        for run in reversed(self.runs.get(sid, [])):
+            if run.outcome in ("passed", "not_applicable"):
+                return run
+        return None
+
+
+class StateStore:
+    def __init__(self, state_dir: Path, env: str) -> None:
+        self.env = env
+        self.dir = Path(state_dir) / "state" / env
+        self.path = self.dir / "history.jsonl"
+        self._append_lock = self.dir / "history.lock"
+        self._run_lock = self.dir / "run.lock"
+
+    # ---- writing ---------------------------------------------------------
+    def append(self, event: dict[str, Any]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        record = {"v": SCHEMA, "at": now_iso(), **event}
+        line = (json.dumps(record, default=str, separators=(",", ":")) + "\n").encode()
+        with open(self._append_lock, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                # One write() of the whole line: a reader sees all of it or none.
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    @contextmanager
+    def run_lock(self) -> Iterator[None]:
+        """Hold the environment's run lock, or raise StateLockedError at once."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        handle = open(self._run_lock, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise StateLockedError(
+                f"another finks run holds the state lock for env {self.env!r} ({holder})",
+                hint=f"wait for it to finish, or check {self._run_lock}",
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} since {now_iso()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+    def run_in_progress(self) -> bool:
+        """True while some process holds the run lock."""
+        if not self._run_lock.exists():
+            return False
+        with open(self._run_lock, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+
+    # ---- reading -----------------------------------------------------------
+    def events(self) -> Iterator[dict[str, Any]]:
+        if not self.path.exists():
+            return
+        with open(self.path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    event = json.loads(line)
+                    if not isinstance(event, dict) or "type" not in event:
+                        raise ValueError("not an event object")
+                except ValueError as exc:
+                    raise StateError(
+                        f"corrupt state file {self.path}:{number}: {exc}",
+                        hint=f"nothing was changed; inspect that line, or move the file aside "
+                        f"(mv {self.path} {self.path}.bad) to start this environment's history afresh",
+                    ) from None
+                yield event
+
+    def history(self) -> History:
+        hist = History()
+        by_id: dict[str, SessionRun] = {}
+        for event in self.events():
+            kind = event["type"]
+            if kind == "run_started":
+                run = SessionRun(
+                    event["run_id"], event["session"], event["at"], event.get("pid", 0), event.get("git", {})
+                )
+                by_id[run.run_id] = run
+                hist.runs.setdefault(run.session, []).append(run)
+            elif kind in ("check", "action") and event.get("run_id") in by_id:
+                target = by_id[event["run_id"]]
+                (target.checks if kind == "check" else target.actions).append(event)
+            elif kind == "run_finished" and event.get("run_id") in by_id:
+                run = by_id[event["run_id"]]
+                run.finished_at = event["at"]
+                run.outcome = event["outcome"]
+                run.deliverables_hash = event.get("deliverables_hash")
+                run.duration_s = event.get("duration_s")
+            elif kind == "gate":
+                hist.gates[event["gate"]] = event
+            elif kind == "reset":
+                hist.runs.pop(event["session"], None)
+            elif kind == "batch":
+                hist.batches.append(event)
+        return hist
