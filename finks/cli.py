@@ -15,11 +15,24 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+import typer.core
 
 from finks.errors import FinksError, UsageError
 
+class _FinksGroup(typer.core.TyperGroup):
+    """Turns a FinksError into one line on stderr and its exit code (CliRunner included)."""
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except FinksError as exc:
+            typer.echo(f"finks: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
 app = typer.Typer(
     name="finks",
+    cls=_FinksGroup,
     help="Build and prove the Finks data platform, session by session (S0–S22).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -44,20 +44,26 @@ def downstream(plan: Plan, sid: str) -> set[str]:
 
 
 def topo_order(plan: Plan, subset: set[str] | None = None) -> list[str]:
-    """Sessions in dependency order; ties broken by session number."""
+    """Sessions in dependency order; among those ready, the lowest number first."""
+    import heapq
+
     nodes = set(plan.sessions) if subset is None else set(subset)
-    done: list[str] = []
-    placed: set[str] = set()
-    while len(done) < len(nodes):
-        ready = sorted(
-            (s for s in nodes - placed if all(d in placed or d not in nodes for d in plan.sessions[s].depends_on)),
-            key=lambda s: plan.sessions[s].number,
-        )
-        if not ready:  # pragma: no cover - the loader rejects cycles
-            raise UsageError("dependency cycle in selection")
-        done.extend(ready)
-        placed.update(ready)
-    return done
+    waiting = {s: {d for d in plan.sessions[s].depends_on if d in nodes} for s in nodes}
+    children = dependents(plan)
+    heap = [(plan.sessions[s].number, s) for s, deps in waiting.items() if not deps]
+    heapq.heapify(heap)
+    order: list[str] = []
+    while heap:
+        _, sid = heapq.heappop(heap)
+        order.append(sid)
+        for child in children[sid]:
+            if child in waiting and sid in waiting[child]:
+                waiting[child].discard(sid)
+                if not waiting[child]:
+                    heapq.heappush(heap, (plan.sessions[child].number, child))
+    if len(order) != len(nodes):  # pragma: no cover - the loader rejects cycles
+        raise UsageError("dependency cycle in selection")
+    return order
 
 
 def waves(plan: Plan) -> list[list[str]]:

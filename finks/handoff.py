@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -12,9 +13,14 @@ from finks.status import StatusBoard
 MARK = {"passed": "✅", "failed": "❌", "error": "❌", "skipped": "⏭️"}
 
 
+def handoffs_dir(root: Path) -> Path:
+    """handoffs/ in the repository; FINKS_HANDOFFS moves it (tests, read-only checkouts)."""
+    return Path(os.environ.get("FINKS_HANDOFFS") or root / "handoffs")
+
+
 def handoff_path(root: Path, env: str, plan: Plan, sid: str) -> Path:
     session = plan.sessions[sid]
-    return root / "handoffs" / env / f"s{session.number:02d}-{session.slug}.md"
+    return handoffs_dir(root) / env / f"s{session.number:02d}-{session.slug}.md"
 
 
 def _changed_files(root: Path, since: str | None, paths: tuple[str, ...]) -> list[str]:

@@ -85,6 +85,8 @@ def _describe(err: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
     if err["type"] == "missing":
         return f"missing required field '{loc}'; add it"
+    if err["type"] == "too_short":
+        return f"{loc}: needs at least one entry"
     if err["type"] == "extra_forbidden":
         return f"unknown field '{loc}'; remove it or check its spelling"
     msg = err["msg"].removeprefix("Value error, ")
@@ -93,8 +95,13 @@ def _describe(err: dict[str, Any]) -> str:
 
 def _validation_problems(path: Path, data: Any, exc: ValidationError) -> list[str]:
     problems = []
-    for err in exc.errors():
+    errors = exc.errors()
+    locs = [tuple(err["loc"]) for err in errors]
+    for err in errors:
         loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
+        # A bad item makes its container "too short" too; report the item only.
+        if err["type"] == "too_short" and any(o[: len(err["loc"])] == tuple(err["loc"]) and o != tuple(err["loc"]) for o in locs):
+            continue
         problems.append(f"{path}:{_line_of(data, loc)}: {_describe(err)}")
     return problems
 

@@ -23,6 +23,13 @@ app = typer.Typer(help="Run the local stack: Prefect server, moto (AWS emulator)
                   no_args_is_help=True)
 config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
 
+
+
+@config_app.callback()
+def _config() -> None:
+    """Inspect the effective settings."""
+
+
 EnvOpt = typer.Option(None, "--env", "-e", help="local|dev|staging|prod (default: FINKS_ENV or local)")
 JsonOpt = typer.Option(False, "--json", help="Machine-readable output on stdout.")
 

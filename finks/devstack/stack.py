@@ -183,6 +183,11 @@ def up(settings: Settings, services: Sequence[str] | None = None, bootstrap: boo
     actions: dict[str, str] = {}
     with _locked(settings):
         settings.prefect_home.mkdir(parents=True, exist_ok=True)
+        # Refuse before starting anything when a port is taken by someone else.
+        for name in names:
+            rec = _record(settings, name)
+            if rec is None or not rec.alive():
+                _check_port(name, spec(name, settings).port)
         pending: dict[str, procs.PidRecord] = {}
         # The worker needs a live API, so it starts in a second wave.
         for wave in ([n for n in names if n != "worker"], [n for n in names if n == "worker"]):
