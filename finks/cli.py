@@ -32,7 +32,7 @@ class _FinksGroup(typer.core.TyperGroup):
 
 app = typer.Typer(
     name="finks",
-    cls=_FinksGroup,
+    cls=None,
     help="Build and prove the Finks data platform, session by session (S0–S22).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -417,50 +417,72 @@ def reset(sid: str, env: EnvOpt = "local",
     typer.echo(f"{s.id} reset on {env}: it is now {_board(env)[1].session(s.id).status}")
 
 
-# ---- the platform's own commands, mounted from their packages ---------------
-_SUBAPPS = {
+# ---- the platform's own commands, loaded from their packages on first use ------
+# They import typer only at module level; still, building 30 click commands on
+# every `finks status` costs time, so they are resolved lazily by name.
+_LAZY: dict[str, tuple[str, str, str]] = {
     "dev": ("finks.devstack.cli", "app", "Local stack: Prefect server, AWS emulator, lake (S1)"),
-    "config": ("finks.devstack.cli", "config_app", "Effective settings"),
+    "config": ("finks.devstack.cli", "config_app", "Effective settings, secrets redacted"),
+    "ingest": ("connectors.fmp.cli", "ingest", "Ingest FMP data for a date into bronze (S15)"),
+    "fmp-sim": ("connectors.fmp.cli", "fmp_sim", "Run the FMP-compatible simulator"),
+    "transform": ("jobs.cli", "transform", "bronze→silver for a date (DuckDB or Spark)"),
+    "dbt": ("jobs.cli", "dbt_app", "dbt build | test | docs with write-audit-publish"),
+    "pipeline": ("flows.cli", "pipeline_app", "The daily pipeline on Prefect (S16)"),
+    "backfill": ("flows.cli", "backfill", "Backfill a date range (S18)"),
+    "deploy": ("flows.cli", "deploy", "Deployments and schedules on the Prefect server"),
+    "blocks": ("flows.cli", "blocks_app", "Prefect blocks as code (S10)"),
     "infra": ("infra.cli", "app", "Pulumi program: dry plan, policy checks, preview/up"),
-    "dbt": ("jobs.cli", "dbt_app", "dbt build | test | docs"),
-    "pipeline": ("flows.cli", "pipeline_app", "The daily pipeline"),
-    "blocks": ("flows.cli", "blocks_app", "Prefect blocks as code"),
-    "api": ("api.cli", "app", "The read API"),
-}
-_COMMANDS = {
-    "ingest": ("connectors.fmp.cli", "ingest"),
-    "fmp-sim": ("connectors.fmp.cli", "fmp_sim"),
-    "transform": ("jobs.cli", "transform"),
-    "backfill": ("flows.cli", "backfill"),
-    "deploy": ("flows.cli", "deploy"),
+    "api": ("api.cli", "app", "The read API (S19)"),
 }
 
 
-def _unavailable(name: str, error: Exception):  # type: ignore[no-untyped-def]
-    def command(ctx: typer.Context) -> None:
-        raise FinksError(f"'finks {name}' is unavailable: {error}", hint="run 'make install' to install every extra")
+def _load_lazy(name: str):  # type: ignore[no-untyped-def]
+    import typer.main
 
-    command.__doc__ = f"(unavailable: {error})"
+    module, attr, help_text = _LAZY[name]
+    holder = typer.Typer(rich_markup_mode=None)
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        error = exc
+
+        def unavailable(ctx: typer.Context) -> None:
+            raise FinksError(f"'finks {name}' is unavailable: {error}", hint="run 'make install' for every extra")
+
+        holder.command(name, help=f"{help_text} (unavailable: {error})",
+                       context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(unavailable)
+        return typer.main.get_command(holder)
+    if isinstance(obj, typer.Typer):
+        if obj.info.help is None:
+            obj.info.help = help_text
+        command = typer.main.get_group(obj)
+    else:
+        holder.command(name)(obj)
+        command = typer.main.get_command(holder)
+    command.name = name
     return command
 
 
-def _mount() -> None:
-    for name, (module, attr, help_text) in _SUBAPPS.items():
-        try:
-            sub = getattr(importlib.import_module(module), attr)
-            app.add_typer(sub, name=name, help=help_text)
-        except (ImportError, AttributeError) as exc:
-            app.command(name, help=f"{help_text} (unavailable: {exc})",
-                        context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(_unavailable(name, exc))
-    for name, (module, attr) in _COMMANDS.items():
-        try:
-            app.command(name)(getattr(importlib.import_module(module), attr))
-        except (ImportError, AttributeError) as exc:
-            app.command(name, help=f"(unavailable: {exc})",
-                        context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(_unavailable(name, exc))
+class _LazyGroup(_FinksGroup):
+    def list_commands(self, ctx):  # type: ignore[no-untyped-def]
+        return [*super().list_commands(ctx), *_LAZY]
+
+    def get_command(self, ctx, name):  # type: ignore[no-untyped-def]
+        command = super().get_command(ctx, name)
+        if command is None and name in _LAZY:
+            command = _load_lazy(name)
+        return command
+
+    def format_commands(self, ctx, formatter):  # type: ignore[no-untyped-def]
+        # Help lists the lazy commands from their table: no imports for --help.
+        rows = [(n, (super(_LazyGroup, self).get_command(ctx, n).get_short_help_str(60)))
+                for n in super().list_commands(ctx)]
+        rows += [(n, help_text) for n, (_, _, help_text) in _LAZY.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
-_mount()
+app.info.cls = _LazyGroup
 
 
 def main() -> None:

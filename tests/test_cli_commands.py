@@ -28,15 +28,18 @@ def invoke(*args: str):  # type: ignore[no-untyped-def]
     return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
 
-def _commands(group) -> list[list[str]]:  # type: ignore[no-untyped-def]
+def _commands(group=None, ctx=None) -> list[list[str]]:  # type: ignore[no-untyped-def]
     import typer.main
 
-    click_group = typer.main.get_command(app) if group is None else group
+    group = group or typer.main.get_command(app)
+    ctx = ctx or group.make_context("finks", ["--help"], resilient_parsing=True)
     out = []
-    for name, cmd in click_group.commands.items():
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
         out.append([name])
-        if hasattr(cmd, "commands"):
-            out += [[name, *sub] for sub in _commands(cmd)]
+        if hasattr(cmd, "list_commands"):
+            sub_ctx = cmd.make_context(name, ["--help"], parent=ctx, resilient_parsing=True)
+            out += [[name, *sub] for sub in _commands(cmd, sub_ctx)]
     return out
 
 

@@ -92,6 +92,21 @@ def up(
 
 
 @app.command()
+def bootstrap(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+    """Create the data-plane resources in the emulator at FINKS_S3_ENDPOINT_URL (e.g. LocalStack)."""
+    from finks.devstack.bootstrap import bootstrap as run_bootstrap
+
+    report = run_bootstrap(_settings(env))
+    if as_json:
+        _emit(report)
+        return
+    typer.echo(f"buckets: {', '.join(report['buckets'].values())}")
+    typer.echo(f"secret: {report['secret']}   glue database: {report['glue_database']}")
+    for item in report["created"]:
+        typer.echo(f"created {item}")
+
+
+@app.command()
 def down(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
     """Stop the processes `up` started (by PID) and wait for them to exit."""
     from finks.devstack.stack import down as stack_down
