@@ -281,9 +281,10 @@ def why(sid: str, env: EnvOpt = "local", as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def handoff(sid: str, env: EnvOpt = "local", write: Annotated[bool, typer.Option(help="also (re)write the file")] = False) -> None:
+def handoff(sid: str, env: EnvOpt = "local", write: Annotated[bool, typer.Option(help="also (re)write the file")] = False,
+            as_json: JsonOpt = False) -> None:
     """Print a session's handoff note (from its latest run)."""
-    from finks.handoff import render_handoff, write_handoff
+    from finks.handoff import handoff_path, render_handoff, write_handoff
     from finks.state import StateStore
 
     plan = _plan()
@@ -291,18 +292,27 @@ def handoff(sid: str, env: EnvOpt = "local", write: Annotated[bool, typer.Option
     store = StateStore(_state_dir(), _check_env(env))
     if write:
         write_handoff(plan, env, _root(), store, s.id)
-    typer.echo(render_handoff(plan, env, _root(), store, s.id), nl=False)
+    text = render_handoff(plan, env, _root(), store, s.id)
+    if as_json:
+        _echo_json("handoff", {"env": env, "session": s.id, "path": str(handoff_path(_root(), env, plan, s.id)),
+                               "markdown": text})
+        return
+    typer.echo(text, nl=False)
 
 
 @app.command()
-def prime(sid: str, env: EnvOpt = "local") -> None:
+def prime(sid: str, env: EnvOpt = "local", as_json: JsonOpt = False) -> None:
     """What a new working session needs to start this session."""
     from finks.handoff import render_prime
     from finks.state import StateStore
 
     plan = _plan()
     s = plan.session(sid)
-    typer.echo(render_prime(plan, env, _root(), StateStore(_state_dir(), _check_env(env)), s.id), nl=False)
+    text = render_prime(plan, env, _root(), StateStore(_state_dir(), _check_env(env)), s.id)
+    if as_json:
+        _echo_json("prime", {"env": env, "session": s.id, "markdown": text})
+        return
+    typer.echo(text, nl=False)
 
 
 # ---- commands that run things ----------------------------------------------

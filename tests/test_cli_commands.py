@@ -55,7 +55,8 @@ def test_every_command_has_help() -> None:
 
 @pytest.mark.parametrize("args, kind", [(["status", "--json"], "status"), (["plan", "--json"], "plan"),
                                         (["next", "--json"], "next"), (["graph", "--format", "json"], "graph"),
-                                        (["show", "s8", "--json"], "session"), (["why", "s16", "--json"], "why")])
+                                        (["show", "s8", "--json"], "session"), (["why", "s16", "--json"], "why"),
+                                        (["prime", "s1", "--json"], "prime"), (["handoff", "s1", "--json"], "handoff")])
 def test_json_outputs_carry_a_versioned_schema(args: list[str], kind: str) -> None:
     result = invoke(*args)
     assert result.exit_code == 0

@@ -294,3 +294,15 @@ def test_dry_run_changes_nothing(env: Env) -> None:
     result = env.invoke("run", "--all", "--dry-run")
     assert result.exit_code == 0 and "would_run" in result.stdout
     assert not (env.state / "state/local/history.jsonl").exists()
+
+
+def test_pytest_selection_check_passes_and_fails_by_the_tests(env: Env) -> None:
+    (env.root / "test_sample.py").write_text("def test_ok():\n    assert 1 + 1 == 2\n\ndef test_bad():\n    assert 1 == 2\n")
+    write_plan(env.plan, [session("s1", checks=[{"id": "good", "pytest": "test_sample.py::test_ok"}]),
+                          session("s2", checks=[{"id": "bad", "pytest": "test_sample.py::test_bad"}]),
+                          session("s3", checks=[{"id": "none", "pytest": "test_sample.py -k nothing_matches"}])])
+    env.invoke("run", "--all")
+    assert status_of(env) == {"s1": "complete", "s2": "failed", "s3": "failed"}
+    history = (env.state / "state/local/history.jsonl").read_text()
+    assert "pytest collected no tests: not implemented" in history
+    assert "1 passed" in history and "1 failed" in history
