@@ -32,7 +32,7 @@ test-fast: install      ## skip the slow end-to-end tests
 	$(PY) -m pytest -m "not slow"
 
 start: install          ## start the local stack (Prefect server, AWS emulator, lake)
-	$(FINKS) dev up
+	$(FINKS) dev up --worker
 
 stop: install
 	$(FINKS) dev down

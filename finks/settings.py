@@ -11,9 +11,9 @@ secret store, never from files in the repository.
 from __future__ import annotations
 
 import os
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -58,7 +58,10 @@ class _YamlSource(PydanticBaseSettingsSource):
             raise ConfigError(f"{self.path}: not valid YAML ({exc})") from exc
         if not isinstance(data, dict):
             raise ConfigError(f"{self.path}: expected a mapping of setting: value")
-        secrets = {"fmp_api_key", "database_url", "api_key"} & set(data)
+        secrets = {"fmp_api_key", "api_key"} & set(data)
+        # A database URL is configuration; only one that embeds a password is a secret.
+        if isinstance(data.get("database_url"), str) and urlsplit(data["database_url"]).password:
+            secrets.add("database_url (with a password)")
         if secrets:
             raise ConfigError(
                 f"{self.path}: {', '.join(sorted(secrets))} must not be stored in a file",
@@ -243,7 +246,7 @@ class Settings(BaseSettings):
     def fmp_rate_limit(self) -> int:
         return self.fmp_calls_per_minute or FMP_PLAN_LIMITS[self.fmp_plan]
 
-    @cached_property
+    @property
     def database_kind(self) -> str:
         if self.database_url is None or self.database_url.get_secret_value().startswith("sqlite"):
             return "sqlite"

@@ -1,7 +1,7 @@
 """The local stack: Prefect server, moto server, optional worker, as background processes.
 
 Public API: ``up``, ``down``, ``status``, ``reset``, ``logs``, ``StackStatus``,
-``bootstrap``, ``aws_client``. Attributes load lazily so that importing
+``bootstrap_data_plane``, ``describe_data_plane``, ``aws_client``. Attributes load lazily so that importing
 ``finks.devstack.cli`` stays cheap.
 """
 
@@ -17,7 +17,8 @@ _EXPORTS = {
     "logs": "finks.devstack.stack",
     "StackStatus": "finks.devstack.stack",
     "ServiceStatus": "finks.devstack.stack",
-    "bootstrap": "finks.devstack.bootstrap",
+    "bootstrap_data_plane": "finks.devstack.bootstrap",
+    "describe_data_plane": "finks.devstack.bootstrap",
     "aws_client": "finks.devstack.bootstrap",
 }
 

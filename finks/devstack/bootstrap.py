@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from finks.errors import ConfigError
 from finks.settings import ZONES
 
 if TYPE_CHECKING:
@@ -61,8 +62,12 @@ def _ensure_bucket(s3: Any, name: str, region: str) -> bool:
     return True
 
 
-def bootstrap(settings: Settings) -> dict[str, Any]:
+def bootstrap_data_plane(settings: Settings) -> dict[str, Any]:
     """Create buckets, the FMP secret, the Glue database and the local lake dirs."""
+    if not settings.s3_endpoint:
+        # Real AWS resources belong to the Pulumi program, never to this shortcut.
+        raise ConfigError(f"no emulator endpoint for env {settings.env!r}: refusing to bootstrap AWS",
+                          hint="set FINKS_S3_ENDPOINT_URL to an emulator, or use 'finks infra'")
     s3 = aws_client(settings, "s3")
     created: list[str] = []
     logs = settings.bucket("logs")
@@ -135,7 +140,7 @@ def _ensure_lake_dirs(settings: Settings) -> list[str]:
     return dirs
 
 
-def describe(settings: Settings) -> dict[str, Any]:
+def describe_data_plane(settings: Settings) -> dict[str, Any]:
     """What the emulator currently holds for our settings (used by checks and tests)."""
     s3 = aws_client(settings, "s3")
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}

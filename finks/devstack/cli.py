@@ -94,7 +94,7 @@ def up(
 @app.command()
 def bootstrap(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
     """Create the data-plane resources in the emulator at FINKS_S3_ENDPOINT_URL (e.g. LocalStack)."""
-    from finks.devstack.bootstrap import bootstrap as run_bootstrap
+    from finks.devstack.bootstrap import bootstrap_data_plane as run_bootstrap
 
     report = run_bootstrap(_settings(env))
     if as_json:

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,7 +20,13 @@ from typing import Any
 
 # Background shells start children with SIGINT ignored; Prefect's worker turns
 # SIGTERM into SIGINT, so without this reset one SIGTERM would not stop it.
-_SIGNAL_RESET = ["env", "--default-signal=INT"]
+# Same effect as `env --default-signal=INT`, without needing coreutils >= 8.31;
+# exec keeps the PID, so the record still names the service itself.
+_SIGNAL_RESET = [
+    sys.executable, "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])",
+]
+LOG_ROTATE_BYTES = 10_000_000
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
@@ -65,6 +72,8 @@ def spawn(name: str, command: list[str], env: dict[str, str], log: Path, cwd: Pa
     import psutil
 
     log.parent.mkdir(parents=True, exist_ok=True)
+    if log.exists() and log.stat().st_size > LOG_ROTATE_BYTES:
+        log.replace(log.with_suffix(".log.1"))
     with open(log, "ab") as out:
         out.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {name}: {' '.join(command)}\n".encode())
         out.flush()

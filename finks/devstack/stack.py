@@ -139,13 +139,16 @@ def _check_port(name: str, port: int | None) -> None:
         )
 
 
-def _start(settings: Settings, name: str) -> procs.PidRecord:
-    s = spec(name, settings)
-    _check_port(name, s.port)
-    if name == "prefect" and settings.database_kind == "postgresql" and settings.database_url:
+def _ensure_prefect_database(settings: Settings) -> None:
+    if settings.database_kind == "postgresql" and settings.database_url:
         from finks.devstack.database import ensure_database
 
         ensure_database(settings.database_url.get_secret_value())
+
+
+def _start(settings: Settings, name: str) -> procs.PidRecord:
+    s = spec(name, settings)
+    _check_port(name, s.port)
     rec = procs.spawn(name, s.command, s.env, log_path(settings, name), settings.home, s.port,
                       {"backend": settings.database_kind if name == "prefect" else None})
     rec.save(_pid_path(settings, name))
@@ -178,16 +181,20 @@ def _wait_healthy(settings: Settings, name: str, rec: procs.PidRecord) -> None:
 
 def up(settings: Settings, services: Sequence[str] | None = None, bootstrap: bool = True) -> StackStatus:
     """Start what is not running (idempotent), wait until healthy, bootstrap the emulator."""
+    if not settings.is_local:
+        raise UsageError(f"the local stack runs only for env 'local', not {settings.env!r}",
+                         hint="AWS environments are deployed with 'finks infra'")
     started_at = time.monotonic()
     names = _expand(services)
     actions: dict[str, str] = {}
     with _locked(settings):
         settings.prefect_home.mkdir(parents=True, exist_ok=True)
         # Refuse before starting anything when a port is taken by someone else.
-        for name in names:
-            rec = _record(settings, name)
-            if rec is None or not rec.alive():
-                _check_port(name, spec(name, settings).port)
+        to_start = [n for n in names if not ((rec := _record(settings, n)) and rec.alive())]
+        for name in to_start:
+            _check_port(name, spec(name, settings).port)
+        if "prefect" in to_start:
+            _ensure_prefect_database(settings)
         pending: dict[str, procs.PidRecord] = {}
         # The worker needs a live API, so it starts in a second wave.
         for wave in ([n for n in names if n != "worker"], [n for n in names if n == "worker"]):
@@ -212,7 +219,7 @@ def up(settings: Settings, services: Sequence[str] | None = None, bootstrap: boo
                     raise
         report: dict[str, Any] = {}
         if bootstrap and "moto" in names:
-            from finks.devstack.bootstrap import bootstrap as run_bootstrap
+            from finks.devstack.bootstrap import bootstrap_data_plane as run_bootstrap
 
             report = run_bootstrap(settings)
     result = status(settings)
