@@ -1,0 +1,117 @@
+"""`finks infra`: dry plan, policy check, preview and up.
+
+Light at import time: pulumi and boto3 are imported by the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+app = typer.Typer(help="Infrastructure (Pulumi, AWS): dry plan, policy check, preview, up.", no_args_is_help=True)
+
+PLAN_SCHEMA = "finks.infra.plan/1"
+CHECK_SCHEMA = "finks.infra.check/1"
+
+EnvOption = typer.Option("dev", "--env", "-e", help="Stack: dev, staging or prod ('local' plans dev).")
+ProgramOption = typer.Option(
+    None, "--program", help="Plan another Pulumi program file with the stack's config (default: infra/__main__.py).",
+    hidden=True,
+)
+
+
+def _plan(stack: str, program: Path | None) -> Any:
+    from infra.plan import plan, plan_program
+
+    return plan(stack) if program is None else plan_program(program, stack)
+
+
+def _stack(env: str) -> str:
+    if env == "local":
+        typer.echo("local has no AWS stack: planning the dev stack", err=True)
+        return "dev"
+    from infra.config import STACKS
+
+    if env not in STACKS:
+        from finks.errors import UsageError
+
+        raise UsageError(f"unknown environment {env!r}", hint="use dev, staging or prod")
+    return env
+
+
+@app.command("plan")
+def plan_cmd(
+    env: str = EnvOption,
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    program: Path | None = ProgramOption,
+) -> None:
+    """List every resource the stack would create (Pulumi mocks: no CLI, no cloud)."""
+    stack = _stack(env)
+    result = _plan(stack, program)
+    if as_json:
+        payload: dict[str, Any] = {"schema": PLAN_SCHEMA, **result.to_dict()}
+        typer.echo(json.dumps(payload, indent=2, default=str))
+        return
+    for r in result.custom:
+        inputs = " ".join(f"{k}={v}" for k, v in sorted(r.key_inputs().items()))
+        typer.echo(f"+ {r.type:<60} {r.name}  {inputs}".rstrip())
+    typer.echo(f"{len(result.custom)} resources planned for stack {stack} (Pulumi mocks)", err=True)
+
+
+@app.command("check")
+def check_cmd(
+    env: str = EnvOption,
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    program: Path | None = ProgramOption,
+) -> None:
+    """Policy rules over the dry plan; exit 1 listing the violations."""
+    from infra.policies import RULES, check
+
+    stack = _stack(env)
+    result = _plan(stack, program)
+    violations = check(result)
+    if as_json:
+        typer.echo(json.dumps({"schema": CHECK_SCHEMA, "stack": stack, "rules": list(RULES),
+                               "resources": len(result.custom), "violations": [v.to_dict() for v in violations]}, indent=2))
+    else:
+        for v in violations:
+            typer.echo(str(v))
+        verdict = "clean" if not violations else f"{len(violations)} violation(s)"
+        typer.echo(f"{len(RULES)} rules over {len(result.custom)} resources of stack {stack}: {verdict}", err=True)
+    if violations:
+        raise typer.Exit(1)
+
+
+def _deploy(operation: str, env: str) -> None:
+    from infra import deploy
+
+    stack = _stack(env)
+    fn = deploy.preview if operation == "preview" else deploy.up
+    def progress(line: str) -> None:
+        sys.stderr.write(line)
+
+    result = fn(stack, on_output=progress)
+    typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
+
+
+@app.command("preview")
+def preview_cmd(env: str = EnvOption) -> None:
+    """`pulumi preview` of the stack (needs the Pulumi CLI and AWS credentials)."""
+    _deploy("preview", env)
+
+
+@app.command("up")
+def up_cmd(
+    env: str = EnvOption,
+    yes: bool = typer.Option(False, "--yes", help="Confirm the deployment."),
+) -> None:
+    """`pulumi up` of the stack (needs the Pulumi CLI and AWS credentials)."""
+    if not yes:
+        from finks.errors import UsageError
+
+        raise UsageError(f"`finks infra up --env {env}` changes real AWS resources", hint="add --yes to confirm")
+    _deploy("up", env)

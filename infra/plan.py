@@ -1,0 +1,242 @@
+"""A dry plan: run the Pulumi program under Pulumi's own mocks.
+
+No CLI, no cloud: `pulumi.runtime.set_mocks` stands in for the engine, and
+every resource registration is recorded (type, name, parent, inputs). The
+result is what `pulumi up` would be asked to create for a stack.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from infra.config import INFRA_DIR, STACKS, read_stack_file
+
+ACCOUNT_ID = "123456789012"
+
+
+@dataclass(frozen=True)
+class PlannedResource:
+    """One resource the program would create."""
+
+    type: str
+    name: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+    parent: str = ""
+    custom: bool = True
+
+    @property
+    def urn(self) -> str:
+        return f"{self.type}::{self.name}"
+
+    def key_inputs(self) -> dict[str, Any]:
+        """The inputs worth showing in a listing (small scalars and tags)."""
+        keep: dict[str, Any] = {}
+        for key, value in self.inputs.items():
+            if key in ("tags", "tagsAll"):
+                continue
+            if isinstance(value, (str, int, float, bool)) and len(str(value)) <= 80:
+                keep[key] = value
+        return keep
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "name": self.name, "parent": self.parent, "inputs": self.inputs}
+
+
+@dataclass
+class Plan:
+    stack: str
+    resources: list[PlannedResource]
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_: str) -> list[PlannedResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def named(self, type_: str, contains: str) -> list[PlannedResource]:
+        return [r for r in self.of_type(type_) if contains in r.name]
+
+    def one(self, type_: str, contains: str = "") -> PlannedResource:
+        found = self.named(type_, contains)
+        if len(found) != 1:
+            raise LookupError(f"expected one {type_} named *{contains}*, found {[r.name for r in found]}")
+        return found[0]
+
+    @property
+    def custom(self) -> list[PlannedResource]:
+        return [r for r in self.resources if r.custom]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "count": len(self.custom),
+            "resources": [r.to_dict() for r in self.resources],
+            "outputs": self.outputs,
+        }
+
+
+def _fake_state(type_: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """What the mock 'cloud' answers: the inputs plus the computed attributes we read."""
+    rid = f"{name}-id"
+    service = type_.split(":")[1].split("/")[0]
+    state = dict(inputs)
+    state.setdefault("arn", f"arn:aws:{service}:ca-central-1:{ACCOUNT_ID}:{name}")
+    state.setdefault("name", inputs.get("name", name))
+    if type_ == "aws:s3/bucket:Bucket":
+        state.setdefault("bucket", name)
+        state["arn"] = f"arn:aws:s3:::{inputs.get('bucket', name)}"
+    if type_ == "aws:rds/instance:Instance":
+        state.update(
+            address=f"{name}.abc.ca-central-1.rds.amazonaws.com",
+            endpoint=f"{name}.abc.ca-central-1.rds.amazonaws.com:5432",
+            port=5432,
+            masterUserSecrets=[
+                {"secretArn": f"arn:aws:secretsmanager:ca-central-1:{ACCOUNT_ID}:secret:rds!db-{name}", "secretStatus": "active", "kmsKeyId": ""}
+            ],
+        )
+    if type_ == "aws:lb/loadBalancer:LoadBalancer":
+        state.update(dnsName=f"{name}.elb.amazonaws.com", arnSuffix=f"app/{name}/1", zoneId="ZQSVJUPU6J1EY")
+    if type_ == "aws:lb/targetGroup:TargetGroup":
+        state.update(arnSuffix=f"targetgroup/{name}/1")
+    if type_ == "aws:ecr/repository:Repository":
+        state.update(repositoryUrl=f"{ACCOUNT_ID}.dkr.ecr.ca-central-1.amazonaws.com/{inputs.get('name', name)}")
+    if type_ == "aws:apigateway/restApi:RestApi":
+        state.update(rootResourceId="root", executionArn=f"arn:aws:execute-api:ca-central-1:{ACCOUNT_ID}:{rid}")
+    if type_ == "aws:apigateway/stage:Stage":
+        state.update(invokeUrl=f"https://{rid}.execute-api.ca-central-1.amazonaws.com/{inputs.get('stageName', '')}")
+    if type_ == "aws:lambda/function:Function":
+        state.update(invokeArn=f"arn:aws:apigateway:ca-central-1:lambda:path/functions/{name}/invocations")
+    if type_ == "aws:acm/certificate:Certificate":
+        state.update(domainValidationOptions=[{"domainName": inputs.get("domainName", ""), "resourceRecordName": "_x", "resourceRecordType": "CNAME", "resourceRecordValue": "_y"}])
+    return rid, state
+
+
+def _jsonable(value: Any) -> Any:
+    import pulumi
+
+    if isinstance(value, pulumi.FileAsset):
+        return {"asset": "file", "path": str(value.path)}
+    if isinstance(value, pulumi.FileArchive):
+        return {"archive": "file", "path": str(value.path)}
+    return str(value)
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.resources: list[PlannedResource] = []
+        self.parents: dict[tuple[str, str], str] = {}
+
+
+def _mocks(recorder: _Recorder) -> tuple[Any, Any]:
+    import pulumi
+    from pulumi.runtime.mocks import MockMonitor
+
+    class Mocks(pulumi.runtime.Mocks):
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
+            inputs = json.loads(json.dumps(args.inputs, default=_jsonable))
+            with recorder.lock:
+                recorder.resources.append(PlannedResource(args.typ, args.name, inputs, custom=bool(args.custom)))
+            return _fake_state(args.typ, args.name, inputs)
+
+        def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
+            if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+                return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/mock", "userId": "mock"}, None
+            if args.token == "aws:index/getPartition:getPartition":
+                return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, None
+            return {}, None
+
+    class Monitor(MockMonitor):
+        def RegisterResource(self, request: Any) -> Any:
+            with recorder.lock:
+                recorder.parents[(request.type, request.name)] = request.parent
+            return super().RegisterResource(request)
+
+    mocks = Mocks()
+    return mocks, Monitor(mocks)
+
+
+def _config_values(stack: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for key, value in read_stack_file(stack).items():
+        values[key] = value if isinstance(value, str) else json.dumps(value)
+    return values
+
+
+_RUN_LOCK = threading.Lock()
+
+
+def run_under_mocks(program: Callable[[], Any], stack: str, config: dict[str, str] | None = None) -> Plan:
+    """Run any Pulumi program function under mocks and return what it registered."""
+    import pulumi
+    from pulumi.runtime import settings as rt_settings
+    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.sync_await import _sync_await
+
+    recorder = _Recorder()
+    with _RUN_LOCK:  # the Pulumi runtime is process-global
+        rt_settings.ROOT.set(None)
+        pulumi.runtime.set_all_config(config if config is not None else _config_values(stack))
+        mocks, monitor = _mocks(recorder)
+        pulumi.runtime.set_mocks(mocks, project="finks", stack=stack, preview=True, monitor=monitor)
+        rt_settings.SETTINGS.rpc_manager.clear()
+        _sync_await(run_pulumi_func(program))
+        root = rt_settings.get_root_resource()
+        outputs: dict[str, Any] = {}
+        if root is not None and getattr(root, "outputs", None):
+            outputs = {k: _resolve(v) for k, v in root.outputs.items()}  # type: ignore[attr-defined]
+    resources = []
+    for res in recorder.resources:
+        parent_urn = recorder.parents.get((res.type, res.name), "")
+        resources.append(PlannedResource(res.type, res.name, res.inputs, _urn_name(parent_urn), res.custom))
+    return Plan(stack=stack, resources=resources, outputs=outputs)
+
+
+def _urn_name(urn: str) -> str:
+    return urn.rsplit("::", 1)[-1] if urn else ""
+
+
+def _resolve(value: Any) -> Any:
+    import pulumi
+    from pulumi.runtime.sync_await import _sync_await
+
+    if isinstance(value, pulumi.Output):
+        try:
+            value = _sync_await(value.future())
+        except Exception:  # noqa: BLE001 - an unknown output is shown as such
+            return None
+    if isinstance(value, dict):
+        return {k: _resolve(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v) for v in value]
+    return value
+
+
+def _program(path: Path = INFRA_DIR / "__main__.py") -> Callable[[], None]:
+    def run() -> None:
+        runpy.run_path(str(path), run_name="__main__")
+
+    return run
+
+
+@lru_cache(maxsize=len(STACKS))
+def plan(stack: str) -> Plan:
+    """The dry plan of a stack (cached per process: the program is deterministic)."""
+    from infra.config import load
+
+    load(stack)  # validate first: a config error should read as one, not as a Pulumi failure
+    return run_under_mocks(_program(), stack)
+
+
+def plan_program(path: Path, stack: str) -> Plan:
+    """The dry plan of another Pulumi program file, with this stack's config."""
+    if not path.is_file():
+        from finks.errors import UsageError
+
+        raise UsageError(f"{path}: no such Pulumi program file")
+    return run_under_mocks(_program(path), stack)

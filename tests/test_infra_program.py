@@ -1,0 +1,105 @@
+"""The whole program for dev, staging and prod under Pulumi's mocks (one plan per stack per session)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from infra import criteria
+from infra.config import STACKS, load
+from infra.plan import Plan, plan
+from infra.policies import check
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pulumi_aws")
+
+COMPONENTS = ("Storage", "Networking", "Secrets", "Iam", "Database", "Ecs", "PrefectServer", "Glue", "Api", "Monitoring", "Security")
+
+
+@pytest.fixture(scope="session")
+def plans() -> dict[str, Plan]:
+    # plan() is cached per process: each stack's program runs once per session.
+    return {stack: plan(stack) for stack in STACKS}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_program_wires_every_component_and_leaves_no_orphan(plans: dict[str, Plan], stack: str) -> None:
+    p = plans[stack]
+    kinds = {r.type.rsplit(":", 1)[-1]: r.name for r in p.resources if r.type.startswith("finks:infra:")}
+    assert set(kinds) == set(COMPONENTS)
+    components = set(kinds.values())
+    assert all(r.parent in components for r in p.custom), [r.name for r in p.custom if r.parent not in components]
+    assert len({(r.type, r.name) for r in p.resources}) == len(p.resources)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_passes_every_policy(plans: dict[str, Plan], stack: str) -> None:
+    assert check(plans[stack]) == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_criterion_holds_on_every_stack(plans: dict[str, Plan], stack: str) -> None:
+
+    p, cfg = plans[stack], load(stack)
+    for fn in (
+        criteria.vpc_public_private_subnets, criteria.lake_buckets_configured, criteria.secrets_manager_configured,
+        criteria.base_iam_roles, criteria.ecs_fargate_cluster, criteria.ecs_task_definitions, criteria.ecr_repositories,
+        criteria.log_groups_with_retention, criteria.security_group_chain, criteria.alb_https,
+        criteria.prefect_behind_https_alb, criteria.prefect_service_resilient, criteria.prefect_logs_to_cloudwatch,
+        criteria.prefect_worker_service, criteria.monitoring_dashboard, criteria.monitoring_alarms, criteria.alerts_topic,
+        criteria.pipeline_dashboard_and_alerting, criteria.dbt_task_definition, criteria.api_gateway_lambda,
+        criteria.security_hardening,
+    ):
+        message, _ = fn(p)
+        assert message
+    criteria.rds_postgres_multi_az(p, cfg.db_multi_az)
+    criteria.nat_gateways(p, cfg.nat_gateways == "per_az")
+    criteria.glue_job_and_catalog(p, Path(__file__).resolve().parent.parent)
+
+
+def test_prod_differs_from_dev_where_it_should(plans: dict[str, Plan]) -> None:
+    dev, prod = plans["dev"], plans["prod"]
+    assert len(dev.of_type("aws:ec2/natGateway:NatGateway")) == 1
+    assert len(prod.of_type("aws:ec2/natGateway:NatGateway")) == 3
+    assert prod.one("aws:rds/instance:Instance").inputs["multiAz"] is True
+    assert dev.one("aws:rds/instance:Instance").inputs["multiAz"] is False
+    assert prod.one("aws:rds/instance:Instance").inputs["deletionProtection"] is True
+
+
+def test_criterion_reports_what_is_missing_when_multi_az_is_expected(plans: dict[str, Plan]) -> None:
+    with pytest.raises(criteria.NotMet, match="multiAz is False"):
+        criteria.rds_postgres_multi_az(plans["dev"], True)
+
+
+def test_stack_outputs_name_the_lake_buckets_and_prefect_url(plans: dict[str, Plan]) -> None:
+    out = plans["staging"].outputs
+    assert out["buckets"] == {z: f"finks-staging-{z}" for z in ("logs", "bronze", "silver", "gold")}
+    assert out["prefect_url"] == "https://prefect.staging.finks.example.com"
+
+
+def test_buckets_match_the_settings_model(plans: dict[str, Plan]) -> None:
+    from finks.settings import load_settings
+
+    settings = load_settings(env="prod")
+    planned = {b.inputs["bucket"] for b in plans["prod"].of_type("aws:s3/bucket:Bucket")}
+    assert planned == set(settings.buckets.values())
+
+
+def test_no_secret_value_reaches_any_input(plans: dict[str, Plan]) -> None:
+    text = json.dumps([r.inputs for r in plans["prod"].resources]).lower()
+    assert "postgresql+asyncpg://" not in text and '"password":' not in text
+
+
+@pytest.mark.parametrize("env,stack", [("local", "dev"), ("prod", "prod")])
+def test_checks_say_their_evidence_is_a_mock_plan(plans: dict[str, Plan], tmp_path, env: str, stack: str) -> None:
+    from finks.checks import CheckContext
+    from validation import infra as checks
+
+    ctx = CheckContext(env=env, root=Path(__file__).resolve().parent.parent, state_dir=tmp_path, work_dir=tmp_path)
+    for fn in (checks.vpc_public_private_subnets, checks.security_group_chain, checks.policy_scan_clean, checks.nat_gateways):
+        evidence = fn(ctx)
+        assert evidence.message.startswith(f"planned (Pulumi mocks), stack {stack}")
+        assert evidence.figures["stack"] == stack
+    rds = checks.rds_postgres_multi_az(ctx).message
+    assert ("multiAz=True" in rds) == (stack == "prod")
