@@ -75,6 +75,8 @@ class Api(FinksComponent):
                     "FINKS_BUCKET_PREFIX": c.prefix,
                     "FINKS_ATHENA_WORKGROUP": self.workgroup.name,
                     "FINKS_GLUE_DATABASE": args.glue_database,
+                    # dbt-athena publishes the marts into this schema (dbt_project/profiles.yml).
+                    "FINKS_ATHENA_SCHEMA": f"{c.prefix.replace('-', '_')}_gold",
                 }
             ),
             tags=c.tags,
@@ -127,7 +129,9 @@ class Api(FinksComponent):
             opts=self.opts(depends_on=[*methods, *integrations]),
         )
         self.stage = aws.apigateway.Stage(
-            self.child("stage"), rest_api=self.rest_api.id, deployment=deployment.id, stage_name="v1",
+            self.child("stage"), rest_api=self.rest_api.id, deployment=deployment.id,
+            # The app's routes already start with /v1: a stage named v1 would give /v1/v1/…
+            stage_name=c.env,
             xray_tracing_enabled=True, tags=c.tags, opts=self.opts(),
         )
         self.api_key = aws.apigateway.ApiKey(
