@@ -1,0 +1,1 @@
+"""Source connectors: each lands raw data in the bronze zone (one package per source)."""

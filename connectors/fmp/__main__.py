@@ -1,0 +1,3 @@
+from connectors.fmp.cli import main
+
+main()

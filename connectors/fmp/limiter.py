@@ -1,0 +1,108 @@
+"""One rate limiter shared by every concurrent request of a run.
+
+Two guarantees, enforced together:
+  * a hard one: never more than ``limit`` calls started in any ``window_s``
+    window (a log of start times, checked before each call);
+  * a smooth one: calls are spaced ``window_s / (limit * safety)`` apart, so
+    that FMP's own counter (which sees our calls a little later than we start
+    them) never sees a burst at a window's edge.
+
+A 429 halves the pace (``slow_down``); successes win it back gradually.
+Clock and sleep are injectable so a property test can run minutes of calls
+in milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        calls_per_minute: int | None,
+        max_concurrency: int = 8,
+        *,
+        window_s: float = 60.0,
+        safety: float = 0.98,
+        min_factor: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if calls_per_minute is not None and calls_per_minute < 1:
+            raise ValueError("calls_per_minute must be >= 1")
+        self.limit = calls_per_minute
+        self.max_concurrency = max_concurrency
+        self.window_s = window_s
+        self.safety = safety
+        self.min_factor = min_factor
+        self.factor = 1.0
+        self._clock = clock
+        self._sleep = sleep
+        self._log: deque[float] = deque()
+        self._next_at = 0.0
+        self._lock = asyncio.Lock()
+        self._sem = asyncio.Semaphore(max_concurrency)
+        self.calls = 0
+        self.slowdowns = 0
+        self.first_at: float | None = None
+        self.last_at: float | None = None
+
+    @property
+    def interval(self) -> float:
+        """Current spacing between call starts (0 when unlimited)."""
+        if self.limit is None:
+            return 0.0
+        return self.window_s / (self.limit * self.safety * self.factor)
+
+    async def acquire(self) -> float:
+        """Wait for a call slot; returns the (clock) time the call may start."""
+        async with self._lock:  # FIFO: waiters are served in arrival order
+            while True:
+                now = self._clock()
+                wait = self._next_at - now
+                if self.limit is not None:
+                    # One expression for both the test and the wait: `a <= b - w` and
+                    # `a + w - b` can disagree by one ulp and let a call through early.
+                    while self._log and self._log[0] + self.window_s <= now:
+                        self._log.popleft()
+                    if len(self._log) >= self.limit:
+                        wait = max(wait, self._log[0] + self.window_s - now)
+                if wait <= 0:
+                    break
+                await self._sleep(max(wait, 1e-6))  # never a sleep too small to move the clock
+            if self.limit is not None:
+                self._log.append(now)
+            self._next_at = now + self.interval
+            self.calls += 1
+            self.first_at = now if self.first_at is None else self.first_at
+            self.last_at = now
+            return now
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[float]:
+        """Bounded concurrency plus pacing: ``async with limiter.slot(): ...``."""
+        async with self._sem:
+            yield await self.acquire()
+
+    def slow_down(self, pause_s: float = 1.0) -> None:
+        """A 429: halve the pace and hold every caller back for ``pause_s``."""
+        self.slowdowns += 1
+        self.factor = max(self.min_factor, self.factor / 2)
+        self._next_at = max(self._next_at, self._clock() + pause_s)
+
+    def succeeded(self) -> None:
+        """Recover the pace slowly after a slowdown (20 successes ~ doubles it)."""
+        if self.factor < 1.0:
+            self.factor = min(1.0, self.factor * 1.035)
+
+    def achieved_per_minute(self) -> float | None:
+        """Calls per minute between the first and the last call start."""
+        if self.first_at is None or self.last_at is None or self.calls < 2:
+            return None
+        span = self.last_at - self.first_at
+        return (self.calls - 1) / span * 60.0 if span > 0 else None

@@ -1,0 +1,109 @@
+"""The limiter: never more than the limit in any window, paces close to the limit, 429 slows it."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from connectors.fmp.limiter import RateLimiter
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 0.0)
+        await asyncio.sleep(0)
+
+
+def _max_in_window(times: list[float], window: float) -> int:
+    """Most starts in any half-open window [t, t + window)."""
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while times[lo] + window <= t:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+async def _drive(limit: int, concurrency: int, calls: int, slowdowns: list[int], seed: int,
+                 safety: float = 0.98, work_s: float = 0.5) -> tuple[list[float], FakeClock, RateLimiter]:
+    clock = FakeClock()
+    limiter = RateLimiter(limit, concurrency, clock=clock, sleep=clock.sleep, safety=safety)
+    rng = random.Random(seed)
+    starts: list[float] = []
+
+    async def one(i: int) -> None:
+        async with limiter.slot() as started:
+            starts.append(started)
+            await clock.sleep(rng.uniform(0, work_s))  # the request's own duration (serialised: worst case)
+            if i in slowdowns:
+                limiter.slow_down(pause_s=rng.uniform(0, 3))
+            else:
+                limiter.succeeded()
+
+    await asyncio.gather(*(one(i) for i in range(calls)))
+    return sorted(starts), clock, limiter
+
+
+@settings(max_examples=150, deadline=None)
+@example(limit=13, concurrency=1, calls=17, slowdowns=[], seed=0, safety=1.0)  # a one-ulp overrun, once
+@given(
+    limit=st.integers(1, 40),
+    concurrency=st.integers(1, 16),
+    calls=st.integers(1, 150),
+    slowdowns=st.lists(st.integers(0, 150), max_size=5),
+    seed=st.integers(0, 1000),
+    safety=st.floats(0.5, 1.0),
+)
+def test_limiter_never_exceeds_the_limit_in_any_60_second_window(limit, concurrency, calls, slowdowns, seed,
+                                                                  safety) -> None:
+    starts, _, _ = asyncio.run(_drive(limit, concurrency, calls, slowdowns, seed, safety))
+    assert len(starts) == calls
+    assert _max_in_window(starts, 60.0) <= limit
+
+
+def test_limiter_paces_at_least_95_percent_of_the_limit() -> None:
+    starts, _, limiter = asyncio.run(_drive(300, 8, 1000, [], 1, work_s=0.0))
+    rate = limiter.achieved_per_minute()
+    assert rate is not None and 0.95 * 300 <= rate <= 300
+    assert _max_in_window(starts, 60.0) <= 300
+
+
+def test_429_slows_the_limiter() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(120, 4, clock=clock, sleep=clock.sleep)
+    before = limiter.interval
+    limiter.slow_down(pause_s=2.0)
+    assert limiter.interval == 2 * before
+    start = asyncio.run(limiter.acquire())
+    assert start >= 1002.0  # everyone waits out the pause
+    for _ in range(200):
+        limiter.succeeded()
+    assert limiter.interval == before  # and the pace comes back
+
+
+def test_concurrency_is_bounded() -> None:
+    async def run() -> int:
+        limiter = RateLimiter(None, 3)
+        active = peak = 0
+
+        async def one() -> None:
+            nonlocal active, peak
+            async with limiter.slot():
+                active += 1
+                peak = max(peak, active)
+                await asyncio.sleep(0.001)
+                active -= 1
+
+        await asyncio.gather(*(one() for _ in range(30)))
+        return peak
+
+    assert asyncio.run(run()) == 3
