@@ -1,0 +1,108 @@
+"""Data-quality records: what each dbt run tested and how it went.
+
+One JSON document per run at ``<gold>/_quality/<run_id>.json`` plus
+``<gold>/_quality/latest.json`` (whole-project runs only, not ``--select``), read by the flows' quality gate and by
+monitoring (the quality score is a CloudWatch metric in AWS).
+
+    score = tests passed / tests run      (warnings count as passed, 1.0 when none ran)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from jobs import lake
+
+if TYPE_CHECKING:
+    from finks.settings import Settings
+    from jobs.dbt import DbtResult
+
+
+@dataclass
+class QualityRecord:
+    run_id: str
+    command: str
+    target: str
+    started_at: str
+    finished_at: str
+    ok: bool
+    published: bool
+    tests_run: int
+    tests_passed: int
+    tests_warned: int
+    tests_failed: int
+    quality_score: float
+    failed_tests: list[str] = field(default_factory=list)
+    freshness: dict[str, str] = field(default_factory=dict)
+    models_built: int = 0
+    models_failed: list[str] = field(default_factory=list)
+    error: str | None = None
+    selection: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dbt(cls, result: DbtResult, started: dt.datetime,
+                 selection: list[str] | None = None) -> QualityRecord:
+        tests = result.tests
+        passed = sum(1 for t in tests if t.status == "pass")
+        warned = sum(1 for t in tests if t.status == "warn")
+        failed = [t.name for t in tests if t.status in ("fail", "error")]
+        models = [n for n in result.nodes if n.resource_type in ("model", "seed")]
+        return cls(
+            run_id=result.run_id, command=result.command, target=result.target,
+            started_at=started.isoformat(), finished_at=dt.datetime.now(dt.UTC).isoformat(),
+            ok=result.ok, published=result.published, tests_run=len(tests), tests_passed=passed,
+            tests_warned=warned, tests_failed=len(failed),
+            quality_score=round((passed + warned) / len(tests), 4) if tests else 1.0,
+            failed_tests=failed, freshness=dict(result.freshness),
+            models_built=sum(1 for m in models if m.status == "success"),
+            models_failed=[m.name for m in models if m.status not in ("success", "skipped")],
+            error=result.error, selection=list(selection or []))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _root(settings: Settings) -> tuple[Any, str]:
+    fs, root = lake.filesystem(settings.zone_uri("gold"), settings)
+    return fs, f"{root.rstrip('/')}/_quality"
+
+
+def write_quality(settings: Settings, record: QualityRecord) -> QualityRecord:
+    fs, root = _root(settings)
+    fs.create_dir(root, recursive=True)
+    data = json.dumps(record.to_dict(), indent=2).encode()
+    # a --select run tests part of the project: kept, but never the "latest" verdict
+    names = [f"{record.run_id}.json"] + ([] if record.selection else ["latest.json"])
+    for name in names:
+        with fs.open_output_stream(f"{root}/{name}") as fh:
+            fh.write(data)
+    return record
+
+
+def latest_quality(settings: Settings) -> dict[str, Any] | None:
+    """The most recent run's record, or None before the first run."""
+    fs, root = _root(settings)
+    try:
+        with fs.open_input_stream(f"{root}/latest.json") as fh:
+            return json.loads(fh.read())
+    except FileNotFoundError:
+        return None
+
+
+def quality_history(settings: Settings, limit: int = 30) -> list[dict[str, Any]]:
+    """Recent records, newest first (run ids sort by time)."""
+    import pyarrow.fs as pafs
+
+    fs, root = _root(settings)
+    if fs.get_file_info(root).type != pafs.FileType.Directory:
+        return []
+    names = sorted((i.path for i in fs.get_file_info(pafs.FileSelector(root))
+                    if i.base_name.endswith(".json") and i.base_name != "latest.json"), reverse=True)
+    out = []
+    for path in names[:limit]:
+        with fs.open_input_stream(path) as fh:
+            out.append(json.loads(fh.read()))
+    return out
