@@ -436,6 +436,7 @@ _LAZY: dict[str, tuple[str, str, str]] = {
     "ingest": ("connectors.fmp.cli", "ingest", "Ingest FMP data for a date into bronze (S15)"),
     "fmp-sim": ("connectors.fmp.cli", "fmp_sim", "Run the FMP-compatible simulator"),
     "transform": ("jobs.cli", "transform", "bronze→silver for a date (DuckDB or Spark)"),
+    "testdata": ("jobs.cli", "testdata", "Write realistic bronze with injected defects (S17)"),
     "dbt": ("jobs.cli", "dbt_app", "dbt build | test | docs with write-audit-publish"),
     "pipeline": ("flows.cli", "pipeline_app", "The daily pipeline on Prefect (S16)"),
     "backfill": ("flows.cli", "backfill", "Backfill a date range (S18)"),

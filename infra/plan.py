@@ -179,6 +179,7 @@ def run_under_mocks(program: Callable[[], Any], stack: str, config: dict[str, st
     from pulumi.runtime.sync_await import _sync_await
 
     recorder = _Recorder()
+    _ensure_event_loop()
     with _RUN_LOCK:  # the Pulumi runtime is process-global
         rt_settings.ROOT.set(None)
         pulumi.runtime.set_all_config(config if config is not None else _config_values(stack))
@@ -195,6 +196,16 @@ def run_under_mocks(program: Callable[[], Any], stack: str, config: dict[str, st
         parent_urn = recorder.parents.get((res.type, res.name), "")
         resources.append(PlannedResource(res.type, res.name, res.inputs, _urn_name(parent_urn), res.custom))
     return Plan(stack=stack, resources=resources, outputs=outputs)
+
+
+def _ensure_event_loop() -> None:
+    """Pulumi's runtime asks for the current loop; asyncio.run() elsewhere leaves none set."""
+    import asyncio
+
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def _urn_name(urn: str) -> str:
