@@ -25,8 +25,8 @@ TASKS: dict[str, tuple[str, int, int, list[str] | None]] = {
     "prefect-worker": ("prefect", 512, 1024, None),
     "worker": ("prefect", 1024, 2048, None),
     "fmp-connector": ("fmp-connector", 512, 1024, None),
-    # The dbt image's ENTRYPOINT is `dbt`: the command is its arguments.
-    "dbt": ("dbt", 1024, 2048, ["build", "--target", "athena"]),
+    # The dbt image runs jobs.dbt (write-audit-publish around `dbt build`), not bare dbt.
+    "dbt": ("dbt", 1024, 2048, ["python", "-m", "jobs.dbt", "build", "--target", "athena"]),
 }
 
 
