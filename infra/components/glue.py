@@ -19,24 +19,29 @@ SCRIPT = Path("jobs/glue_bronze_to_silver.py")
 SCRIPT_KEY = "glue/scripts/glue_bronze_to_silver.py"
 
 # Silver tables: (column, Glue type) per dataset, partitioned by `date`.
-SILVER_TABLES: dict[str, list[tuple[str, str]]] = {
-    "quotes": [
-        ("symbol", "string"), ("name", "string"), ("price", "double"), ("change", "double"),
-        ("change_percentage", "double"), ("volume", "bigint"), ("day_low", "double"), ("day_high", "double"),
-        ("open", "double"), ("previous_close", "double"), ("market_cap", "double"), ("exchange", "string"),
-        ("timestamp", "timestamp"), ("ingested_at", "timestamp"), ("source_file", "string"),
-    ],
-    "profiles": [
-        ("symbol", "string"), ("company_name", "string"), ("exchange", "string"), ("sector", "string"),
-        ("industry", "string"), ("country", "string"), ("currency", "string"), ("market_cap", "double"),
-        ("ingested_at", "timestamp"), ("source_file", "string"),
-    ],
-    "eod_prices": [
-        ("symbol", "string"), ("open", "double"), ("high", "double"), ("low", "double"), ("close", "double"),
-        ("volume", "bigint"), ("vwap", "double"), ("change", "double"), ("change_percent", "double"),
-        ("ingested_at", "timestamp"), ("source_file", "string"),
-    ],
+# Silver's columns come from the one definition the bronze→silver job uses
+# (jobs/datasets.py); only their Glue types are decided here. `date` is the
+# partition key, so it is not a column of the table.
+_GLUE_TYPES = {
+    "volume": "bigint", "average_volume": "bigint", "full_time_employees": "bigint",
+    "ingested_at": "timestamp", "quote_timestamp": "timestamp", "ipo_date": "date",
+    "is_etf": "boolean", "is_actively_trading": "boolean", "is_adr": "boolean", "is_fund": "boolean",
 }
+_STRINGS = {"symbol", "name", "exchange", "exchange_full_name", "company_name", "sector", "industry", "country",
+            "currency", "price_range", "cik", "isin", "cusip", "website", "ceo", "source_file"}
+
+
+def _silver_tables() -> dict[str, list[tuple[str, str]]]:
+    from jobs.datasets import DATASETS
+
+    return {
+        name: [(col, "string" if col in _STRINGS else _GLUE_TYPES.get(col, "double"))
+               for col in dataset.columns if col != "date"]
+        for name, dataset in DATASETS.items()
+    }
+
+
+SILVER_TABLES = _silver_tables()
 
 
 @dataclass(frozen=True)
@@ -142,8 +147,10 @@ class Glue(FinksComponent):
                 "--enable-continuous-cloudwatch-log": "true",
                 "--job-bookmark-option": "job-bookmark-disable",
                 "--FINKS_ENV": c.env,
-                "--FINKS_BRONZE_URI": pulumi.Output.concat("s3://", args.buckets["bronze"]),
-                "--FINKS_SILVER_URI": pulumi.Output.concat("s3://", args.buckets["silver"]),
+                # The script's own flags (jobs/glue_bronze_to_silver.py); each run adds --DATE.
+                "--SOURCE": pulumi.Output.concat("s3://", args.buckets["bronze"]),
+                "--TARGET": pulumi.Output.concat("s3://", args.buckets["silver"]),
+                "--additional-python-modules": "pydantic-settings>=2.3",
             },
             execution_property=aws.glue.JobExecutionPropertyArgs(max_concurrent_runs=1),
             tags=c.tags,
