@@ -321,7 +321,7 @@ def _report_summary(summary: Any, as_json: bool) -> None:
         _echo_json("run", summary.to_dict())
     else:
         c = summary.to_dict()["counts"]
-        parts = [f"{c['passed']} passed", f"{c['failed']} failed", f"{c['skipped_upstream']} skipped (upstream failed)"]
+        parts = [f"{c['passed']} passed", f"{c['failed']} failed", f"{c['skipped_upstream']} skipped (upstream did not pass)"]
         if c["blocked"]:
             parts.append(f"{c['blocked']} blocked")
         if c["up_to_date"]:

@@ -235,7 +235,8 @@ class Runner:
                     failed_deps = [d for d in deps if summary.results.get(d) in ("failed", "skipped_upstream", "blocked")]
                     if failed_deps:
                         summary.results[sid] = "skipped_upstream"
-                        summary.reasons[sid] = "upstream failed: " + ", ".join(failed_deps)
+                        summary.reasons[sid] = "upstream did not pass: " + ", ".join(
+                            f"{d} ({summary.results[d].replace('_', ' ')})" for d in failed_deps)
                         self.emit("session_skipped", {"session": sid, "reason": summary.reasons[sid]})
                         pending.remove(sid)
                         progressed = True
