@@ -19,6 +19,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from finks.errors import ConfigError
+from finks.paths import REPO_ROOT, repo_root  # noqa: F401 - REPO_ROOT re-exported for callers
 
 _DB_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg", "sqlite+aiosqlite")
 
@@ -29,12 +30,6 @@ ZONES: tuple[str, ...] = ("bronze", "silver", "gold", "logs")
 # FMP's plans in calls per minute. Third-party figures (see fmp-samples/README):
 # keep them configuration, and let FMP_CALLS_PER_MINUTE override.
 FMP_PLAN_LIMITS: dict[str, int] = {"basic": 5, "starter": 300, "premium": 750, "ultimate": 3000}
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def repo_root() -> Path:
-    return Path(os.environ.get("FINKS_ROOT", REPO_ROOT)).resolve()
 
 
 class _YamlSource(PydanticBaseSettingsSource):
