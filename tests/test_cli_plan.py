@@ -172,3 +172,18 @@ def test_gates_strictness_is_configurable(tmp_path: Path) -> None:
     (tmp_path / "gates.yaml").write_text(text)
     with pytest.raises(PlanError, match="gates.yaml:1"):
         load_plan(tmp_path)
+
+
+def test_every_python_check_and_action_of_the_real_plan_exists(real) -> None:
+    import importlib
+
+    targets = {c.python for s in real.sessions.values() for c in s.checks if c.python}
+    targets |= {t.action.python for s in real.sessions.values() for t in s.tasks if t.action and t.action.python}
+    targets |= {c.python for g in real.gates.values() for c in g.checks if c.python}
+    missing = []
+    for target in sorted(targets):
+        module, _, func = target.partition(":")
+        if not callable(getattr(importlib.import_module(module), func, None)):
+            missing.append(target)
+    assert not missing, f"checks named in sessions/ but not implemented: {missing}"
+    assert len(targets) > 80
