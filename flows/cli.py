@@ -1,0 +1,159 @@
+"""Pipeline commands: `finks pipeline run`, `finks backfill`, `finks deploy`, `finks blocks apply`.
+
+Imports stay light: Prefect, the connector and the engines load inside the
+commands. Each command prints per-step outcomes (or JSON with --json) and
+exits 0 when everything succeeded, 1 when a step failed (FinksError).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+pipeline_app = typer.Typer(help="Run the daily pipeline.", no_args_is_help=True)
+blocks_app = typer.Typer(help="Prefect blocks as code (S3 zones, AWS credentials, ECS task, FMP key).",
+                         no_args_is_help=True)
+
+EnvOpt = Annotated[str | None, typer.Option("--env", "-e", help="local, dev, staging or prod.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")]
+
+
+def _settings(env: str | None) -> Any:
+    from finks.settings import load_settings
+    from flows.common import use_prefect_server
+
+    settings = load_settings(env=env)
+    api = use_prefect_server(settings)
+    _require_server(api)
+    return settings
+
+
+def _require_server(api: str) -> None:
+    """Fail in one line instead of a Prefect traceback when the server is down."""
+    import httpx
+
+    from finks.errors import ServiceError
+
+    try:
+        httpx.get(f"{api}/health", timeout=5).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise ServiceError(f"Prefect server not answering at {api} ({type(exc).__name__})",
+                           hint="start it with 'finks dev up' (or set PREFECT_API_URL)") from None
+
+
+def _print_steps(title: str, steps: list[dict[str, Any]]) -> None:
+    typer.echo(title)
+    for s in steps:
+        secs = f" ({s['seconds']:.1f}s)" if s.get("seconds") else ""
+        typer.echo(f"  {s['step']:<15} {s['status']:<8}{secs}  {s.get('detail', '')}".rstrip())
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    date: Annotated[str | None, typer.Option(help="Trading date YYYY-MM-DD (default: previous trading day).")] = None,
+    force: Annotated[bool, typer.Option(help="Re-ingest even if bronze is complete.")] = False,
+    runner: Annotated[str, typer.Option(help="auto (by environment), local, or aws (ECS + Glue).")] = "auto",
+    wait: Annotated[float, typer.Option(help="Seconds to wait for another run of the same date.")] = 0,
+    env: EnvOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest → bronze→silver → dbt build with tests → publish gold, for one date."""
+    from flows.calendar import parse_date
+
+    day = parse_date(date).isoformat()
+    _settings(env)
+    from flows.master_flow import PipelineFailed, daily_pipeline
+
+    try:
+        result = daily_pipeline(date=day, env=env, force=force, runner=runner, lock_wait_s=wait)
+    except PipelineFailed as exc:
+        if as_json:
+            typer.echo(json.dumps({"date": day, "status": "failed", "error": exc.message, "steps": exc.steps}))
+        else:
+            _print_steps(f"pipeline {day}: FAILED", exc.steps)
+        raise
+    if as_json:
+        typer.echo(json.dumps({k: v for k, v in result.items() if k != "results"}, default=str))
+    else:
+        _print_steps(f"pipeline {day}: ok in {result['seconds']:.1f}s (run {result['run_id']})", result["steps"])
+
+
+def backfill(
+    start: Annotated[str, typer.Option(help="First date, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option(help="Last date, YYYY-MM-DD (inclusive).")],
+    concurrency: Annotated[int, typer.Option(min=1, max=32, help="Dates processed at once.")] = 4,
+    force: Annotated[bool, typer.Option(help="Redo dates that are already complete.")] = False,
+    bulk: Annotated[bool | None, typer.Option("--bulk/--no-bulk", help="Bulk EOD endpoint (default: for ranges > 5 days).")] = None,
+    env: EnvOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Backfill a date range in parallel; completed dates are skipped, so a rerun resumes."""
+    from flows.calendar import parse_date
+
+    first, last = parse_date(start, what="--start"), parse_date(end, what="--end")
+    _settings(env)
+    from flows.backfill import BackfillIncomplete, backfill_flow
+
+    try:
+        report = backfill_flow(start=first.isoformat(), end=last.isoformat(), concurrency=concurrency,
+                               env=env, force=force, bulk=bulk)
+    except BackfillIncomplete as exc:
+        _print_backfill(exc.report, as_json)
+        raise
+    _print_backfill(report, as_json)
+
+
+def _print_backfill(report: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(report, default=str))
+        return
+    typer.echo(f"backfill {report['start']}..{report['end']}: {report['dates']} trading days, {report['ran']} ran, "
+               f"{report['skipped']} skipped, {len(report['failed'])} failed, gold {report['gold']} "
+               f"({report['seconds']:.1f}s, concurrency {report['concurrency']})")
+    for r in report["results"]:
+        typer.echo(f"  {r['date']}  {r['status']:<8} {r.get('error', '')}".rstrip())
+
+
+def deploy(
+    name: Annotated[list[str] | None, typer.Option("--name", help="Only these deployments (repeatable).")] = None,
+    env: EnvOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create or update the deployments of prefect.yaml (daily at 02:00 UTC) on the Prefect server."""
+    settings = _settings(env)
+    from flows.deploy import apply_deployments
+
+    report = apply_deployments(settings, name)
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    for key, info in report.items():
+        extra = f"  schedule {info['schedule']}" if info.get("schedule") else ""
+        typer.echo(f"  {key:<32} {info.get('status') or 'applied'}  pool {info.get('pool') or info.get('name')}{extra}")
+
+
+@blocks_app.command("apply")
+def blocks_apply(env: EnvOpt = None, as_json: JsonOpt = False) -> None:
+    """Create or update the blocks of this environment; unchanged ones are left alone."""
+    settings = _settings(env)
+    from flows.blocks import apply_blocks
+
+    outcome = apply_blocks(settings)
+    if as_json:
+        typer.echo(json.dumps(outcome))
+        return
+    for name, status in outcome.items():
+        typer.echo(f"  {name:<28} {status}")
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the commands on the finks CLI."""
+    app.add_typer(pipeline_app, name="pipeline")
+    app.add_typer(blocks_app, name="blocks")
+    app.command("backfill")(backfill)
+    app.command("deploy")(deploy)
+
+
+__all__ = ["backfill", "blocks_app", "deploy", "pipeline_app", "register"]

@@ -1,0 +1,23 @@
+"""Ingestion flow: land the date's FMP datasets in bronze (connector in-process or on ECS)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from flows.calendar import parse_date
+from flows.common import DEFAULT_DATASETS, retrying
+from flows.tasks import ingest_dataset
+
+
+@flow(name="ingestion", log_prints=True)
+def ingestion_flow(date: str | None = None, datasets: list[str] | None = None, env: str | None = None,
+                   force: bool = False, runner: str = "auto", bulk: bool = False) -> dict[str, Any]:
+    """Each dataset is its own task, so a retry repeats only the dataset that failed."""
+    day = parse_date(date).isoformat()
+    task = retrying(ingest_dataset)
+    futures = {ds: task.submit(day, ds, env=env, force=force, runner=runner, bulk=bulk and ds == "eod")
+               for ds in (datasets or list(DEFAULT_DATASETS))}
+    # result() raises the first failure; the flow fails and the master stops downstream.
+    return {ds: f.result() for ds, f in futures.items()}

@@ -1,0 +1,153 @@
+"""The pipeline's tasks: each does one step for one date, with retries.
+
+Locally the steps run in-process (connector, DuckDB, dbt-duckdb); in AWS the
+connector and dbt run as ECS tasks and bronze→silver as a Glue job run.
+Deterministic failures (a dbt test failing, a date locked) are not retried.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import time
+from typing import Any
+
+from prefect import get_run_logger, task
+
+from flows.calendar import parse_date
+from flows.common import runner_for, settings_for
+from flows.errors import (
+    DateLocked,
+    GlueJobTimeout,
+    IngestionFailed,
+    QualityGateFailed,
+    TransformFailed,
+)
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    if hasattr(obj, "to_dict"):
+        return dict(obj.to_dict())
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    return dict(obj)
+
+
+def not_deterministic(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry unless the failure would repeat identically (failed data tests, a held lock)."""
+    try:
+        state.result()
+    except (QualityGateFailed, DateLocked, GlueJobTimeout):
+        # A timed-out Glue run may still hold the job's run slot; retrying at once would
+        # only hit ConcurrentRunsExceeded.
+        return False
+    except Exception:  # noqa: BLE001 - anything else may be transient
+        return True
+    return True
+
+
+@task(name="ingest-dataset", tags=["fmp"], retry_condition_fn=not_deterministic)
+def ingest_dataset(date: str, dataset: str, env: str | None = None, force: bool = False,
+                   runner: str = "auto", bulk: bool = False, ecs_timeout_s: float = 3600) -> dict[str, Any]:
+    """Land one dataset for one date in bronze; skipped when a complete ingestion exists."""
+    settings, day, logger = settings_for(env), parse_date(date), get_run_logger()
+    if runner_for(settings, runner) == "aws":
+        # The connector image's ENTRYPOINT is `python -m connectors.fmp`: override only its arguments.
+        command = ["ingest", "--date", day.isoformat(), "--dataset", dataset]
+        if force:
+            command.append("--force")
+        if bulk:
+            command.append("--bulk")
+        return _ecs_step(settings, "connector", command, ecs_timeout_s)
+    from connectors.fmp import run_ingest
+
+    kwargs: dict[str, Any] = {"force": force}
+    if bulk:
+        kwargs["bulk"] = True
+    result = run_ingest(settings, day, dataset, **kwargs)
+    summary = _as_dict(result)
+    if not result.ok:
+        failed = list(getattr(result, "failed_symbols", []) or [])
+        raise IngestionFailed(
+            f"ingestion of {dataset} for {day} failed for {len(failed)} symbol(s)"
+            + (f" (e.g. {', '.join(failed[:5])})" if failed else "")
+            + f"; manifest: {getattr(result, 'manifest_uri', None) or 'not written'}",
+            hint=f"check FMP availability and rerun: finks pipeline run --date {day}",
+        )
+    logger.info("ingested %s for %s: %s", dataset, day, "skipped (already complete)" if getattr(result, "skipped", False) else "ok")
+    return summary
+
+
+@task(name="bronze-to-silver", retry_condition_fn=not_deterministic)
+def bronze_to_silver(date: str, datasets: list[str] | None = None, env: str | None = None,
+                     runner: str = "auto", glue_timeout_s: float = 3600, glue_poll_s: float = 15) -> dict[str, Any]:
+    """Rebuild the date's silver partitions from bronze (replaces, never appends)."""
+    settings, day, logger = settings_for(env), parse_date(date), get_run_logger()
+    if runner_for(settings, runner) == "aws":
+        from flows.glue import glue_client, job_arguments, job_name, run_glue_job
+
+        glue_run = run_glue_job(
+            glue_client(settings), job_name(settings), job_arguments(settings, day, datasets),
+            timeout_s=glue_timeout_s, poll_s=glue_poll_s,
+            on_state=lambda s: logger.info("Glue job run for %s is %s", day, s),
+        )
+        return {"runner": "glue", **glue_run.to_dict()}
+    from jobs import bronze_to_silver
+
+    result = bronze_to_silver.run(settings, day, datasets=datasets)
+    summary = _as_dict(result)
+    if getattr(result, "ok", True) is False:
+        raise TransformFailed(f"bronze→silver for {day} failed: {json.dumps(summary, default=str)[:500]}",
+                              hint="see the flow run's log for the failing dataset")
+    return {"runner": "local", **summary}
+
+
+@task(name="dbt-build", retry_condition_fn=not_deterministic)
+def dbt_build(date: str, env: str | None = None, runner: str = "auto", select: str | None = None,
+              ecs_timeout_s: float = 3600, gold_wait_s: float = 3600) -> dict[str, Any]:
+    """dbt build (models + tests); gold is published only when every test passed."""
+    settings, day = settings_for(env), parse_date(date)
+    dbt_vars = {"run_date": day.isoformat()}
+    if runner_for(settings, runner) == "aws":
+        # The dbt image has no ENTRYPOINT: the override is the whole command.
+        command = ["python", "-m", "jobs.dbt", "build", "--target", "athena", "--vars", json.dumps(dbt_vars)]
+        if select:
+            command += ["--select", select]
+        return _ecs_step(settings, "dbt", command, ecs_timeout_s) | {"published": True, "failed_tests": []}
+    from flows.lock import named_lock
+    from jobs.dbt import run_dbt
+
+    # Gold spans every date: builds of different dates must take turns (dbt is not thread-safe either).
+    with named_lock(settings, "gold-build", wait=gold_wait_s):
+        result = run_dbt(settings, command="build", select=select, vars=dbt_vars)
+    summary = _as_dict(result)
+    failed = list(getattr(result, "failed_tests", []) or [])
+    if failed or not result.ok:
+        raise QualityGateFailed(
+            f"dbt build for {day} failed ({len(failed)} failing test(s)"
+            + (f": {', '.join(map(str, failed[:5]))}" if failed else "")
+            + "); gold was not published, the previous gold is still served",
+            hint="fix the data or the model, then rerun the date",
+        )
+    return summary
+
+
+def _ecs_step(settings: Any, role: str, command: list[str], timeout_s: float) -> dict[str, Any]:
+    from flows.blocks import load_aws_credentials, load_ecs_settings
+    from flows.ecs import run_ecs_task
+
+    logger = get_run_logger()
+    task_settings = load_ecs_settings(settings)
+    request = task_settings.run_task_request(role, command, {"FINKS_ENV": settings.env})
+    started = time.monotonic()
+    run = run_ecs_task(load_aws_credentials(settings).get_client("ecs"), request, timeout_s=timeout_s,
+                       on_status=lambda s: logger.info("ECS %s task is %s", role, s))
+    return {"runner": "ecs", "seconds": round(time.monotonic() - started, 2), **run.to_dict()}
+
+
+@task(name="record-date")
+def record_date(date: str, env: str | None, record: dict[str, Any]) -> None:
+    from flows.common import write_record
+
+    write_record(settings_for(env), dt.date.fromisoformat(date), record)

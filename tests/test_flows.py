@@ -1,0 +1,491 @@
+"""The daily pipeline against a real Prefect server, the FMP simulator, the local
+lake and the moto server (Glue, ECS, SNS): the plan's S16 scenarios.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+DAY1 = "2024-03-14"
+DAY2 = "2024-03-15"
+
+
+# ---- fixtures ---------------------------------------------------------------
+
+FAST_RETRIES = {"FINKS_TASK_RETRIES": "1", "FINKS_TASK_RETRY_DELAY_S": "0"}
+
+
+@pytest.fixture(scope="module")
+def sim(local_stack: Any) -> Iterator[Any]:
+    from connectors.fmp.simulator import SimulatorServer
+
+    with SimulatorServer(port=0) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def day1_lake(local_stack: Any, sim: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """DAY1 run once through the pipeline; tests that build on it get a copy."""
+    from flows.master_flow import daily_pipeline
+
+    lake = tmp_path_factory.mktemp("day1") / "lake"
+    mp = pytest.MonkeyPatch()
+    for key, value in {"FINKS_LAKE_URI": str(lake), "FMP_BASE_URL": sim.base_url, **FAST_RETRIES}.items():
+        mp.setenv(key, value)
+    try:
+        result = daily_pipeline(date=DAY1)
+    finally:
+        mp.undo()
+    return lake, result
+
+
+@pytest.fixture
+def pipeline(local_stack: Any, sim: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A fresh lake for this test, the simulator as FMP, fast retries; returns the settings."""
+    from finks.settings import load_settings
+
+    monkeypatch.setenv("FINKS_LAKE_URI", str(tmp_path / "lake"))
+    monkeypatch.setenv("FMP_BASE_URL", sim.base_url)
+    for key, value in FAST_RETRIES.items():
+        monkeypatch.setenv(key, value)
+    return load_settings(env="local")
+
+
+@pytest.fixture
+def after_day1(pipeline: Any, day1_lake: tuple[Path, dict[str, Any]]) -> Any:
+    """This test's lake starts as a copy of the DAY1 lake."""
+    import shutil
+
+    shutil.copytree(day1_lake[0], pipeline.lake_root)
+    return pipeline
+
+
+def _moto_transition(settings: Any, model: str, transition: dict[str, Any] | None) -> None:
+    base = settings.s3_endpoint
+    if transition is None:
+        httpx.post(f"{base}/moto-api/state-manager/unset-transition", json={"model_name": model}).raise_for_status()
+    else:
+        httpx.post(f"{base}/moto-api/state-manager/set-transition",
+                   json={"model_name": model, "transition": transition}).raise_for_status()
+
+
+@pytest.fixture
+def glue_job(local_stack: Any) -> Iterator[str]:
+    from flows.glue import job_name
+    from flows.lake import aws_client
+
+    glue = aws_client(local_stack, "glue")
+    name = job_name(local_stack)
+    try:
+        glue.create_job(Name=name, Role="arn:aws:iam::123456789012:role/glue",
+                        Command={"Name": "glueetl", "ScriptLocation": "s3://scripts/bronze_to_silver.py"})
+    except glue.exceptions.AlreadyExistsException:
+        pass
+    yield name
+    _moto_transition(local_stack, "glue::job_run", None)
+
+
+def _silver_tables(settings: Any, day: str) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
+    root = Path(settings.zone_uri("silver"))
+    return {p.parent.parent.name: _canonical(pq.read_table(p)) for p in sorted(root.glob(f"*/date={day}/*.parquet"))
+            if not p.parts[-4].startswith("_")}
+
+
+def _canonical(table: Any) -> Any:
+    """Rows in a fixed order: partitions are sets of rows, the writer's order is not part of the contract."""
+    import pyarrow.types as pt
+
+    keys = [c for c in table.column_names if not pt.is_nested(table.schema.field(c).type)]
+    return table.sort_by([(c, "ascending") for c in keys])
+
+
+def _gold_tables(settings: Any) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
+    return {p.stem: _canonical(pq.read_table(p)) for p in sorted(Path(settings.zone_uri("gold"), "marts").glob("*.parquet"))}
+
+
+def _published(settings: Any) -> dict[str, Any] | None:
+    path = Path(settings.zone_uri("gold"), "_published.json")
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _first_difference(a: Any, b: Any) -> str:
+    if a.schema != b.schema:
+        return f"schema {a.schema} != {b.schema}"
+    for name in a.column_names:
+        if not a[name].equals(b[name]):
+            return f"column {name}: {a[name].to_pylist()[:3]} != {b[name].to_pylist()[:3]}"
+    return "equal"
+
+
+def _steps(report: list[dict[str, Any]]) -> dict[str, str]:
+    return {s["step"]: s["status"] for s in report}
+
+
+# ---- the plan's scenarios ----------------------------------------------------
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_happy_path(day1_lake: tuple[Path, dict[str, Any]], after_day1: Any) -> None:
+    from flows.common import read_record
+
+    result = day1_lake[1]
+    settings = after_day1
+
+    assert result["status"] == "ok"
+    assert _steps(result["steps"]) == {"ingestion": "ok", "transformation": "ok", "dbt": "ok"}
+    silver = _silver_tables(settings, DAY1)
+    assert {"quotes", "profiles", "eod_prices"} <= set(silver)
+    assert all(t.num_rows > 0 for t in silver.values())
+    gold = _gold_tables(settings)
+    assert {"fct_daily_prices", "dim_company", "daily_portfolio_summary", "fct_portfolio_positions"} <= set(gold)
+    assert _published(settings)["run_id"] == result["results"]["dbt"]["run_id"]
+    assert read_record(settings, dt.date.fromisoformat(DAY1))["gold"] == "ok"
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_ingestion_failure(pipeline: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from connectors.fmp.simulator import Faults, SimulatorServer
+    from flows.master_flow import PipelineFailed, daily_pipeline
+    from flows.notify import read_local
+
+    with SimulatorServer(port=0, faults=Faults(invalid_key=True)) as broken:
+        monkeypatch.setenv("FMP_BASE_URL", broken.base_url)
+        with pytest.raises(PipelineFailed) as info:
+            daily_pipeline(date=DAY1)
+
+    assert "failed at ingestion" in str(info.value)
+    assert _steps(info.value.steps) == {"ingestion": "failed", "transformation": "not run", "dbt": "not run"}
+    assert _silver_tables(pipeline, DAY1) == {}
+    assert _published(pipeline) is None
+    note = read_local(pipeline)[-1]
+    assert note["level"] == "error" and "ingestion" in note["message"]
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_glue_timeout(pipeline: Any, glue_job: str, ecs_cluster: Any) -> None:
+    """The AWS path (connector on ECS, bronze→silver on Glue) against moto: a Glue run
+    that never finishes fails the flow with a clear message and stops downstream."""
+    from flows.master_flow import PipelineFailed, daily_pipeline
+    from flows.notify import read_local
+
+    _moto_transition(pipeline, "glue::job_run", {"progression": "manual", "times": 10**9})
+    started = time.monotonic()
+    with pytest.raises(PipelineFailed) as info:
+        daily_pipeline(date=DAY1, runner="aws", glue_timeout_s=2, glue_poll_s=0.2)
+    elapsed = time.monotonic() - started
+
+    message = str(info.value)
+    assert "Glue job" in message and "timeout 2s" in message and "STARTING" in message
+    assert _steps(info.value.steps) == {"ingestion": "ok", "transformation": "failed", "dbt": "not run"}
+    assert elapsed < 60
+    assert "transformation" in read_local(pipeline)[-1]["message"]
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_dbt_quality_gate(after_day1: Any) -> None:
+    """Gold is built from all of silver: a bad silver partition (here an older date
+    written by a faulty engine, high < low) fails the dbt tests, so the new build is
+    not published and the previous gold stays."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from flows.master_flow import PipelineFailed, daily_pipeline
+
+    pipeline = after_day1
+    before, published = _gold_tables(pipeline), _published(pipeline)
+    assert published is not None
+
+    good = _silver_tables(pipeline, DAY1)["eod_prices"]
+    bad = good.set_column(good.schema.get_field_index("date"), "date",
+                          pa.array([dt.date(2024, 3, 13)] * good.num_rows, good.schema.field("date").type))
+    bad = bad.set_column(bad.schema.get_field_index("high"), "high", pc.subtract(bad["low"], 1.0))
+    target = Path(pipeline.zone_uri("silver"), "eod_prices", "date=2024-03-13", "part-0.parquet")
+    target.parent.mkdir(parents=True)
+    pq.write_table(bad, target)
+
+    with pytest.raises(PipelineFailed) as info:
+        daily_pipeline(date=DAY2)
+
+    assert _steps(info.value.steps) == {"ingestion": "ok", "transformation": "ok", "dbt": "failed"}
+    assert "gold was not published" in str(info.value)
+    assert _published(pipeline) == published
+    after = _gold_tables(pipeline)
+    assert after.keys() == before.keys()
+    assert all(after[k].equals(before[k]) for k in before)
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_concurrent_runs(pipeline: Any) -> None:
+    """Two runs of one date at once: the second stops with a clear message, data stay whole;
+    a run told to wait queues behind the first and then finds the date done."""
+    from flows.errors import DateLocked
+    from flows.master_flow import daily_pipeline
+
+    lock_file = pipeline.home / "locks" / f"pipeline-{DAY1}.lock"
+    results: dict[str, Any] = {}
+
+    def run(key: str, **kwargs: Any) -> None:
+        try:
+            results[key] = daily_pipeline(date=DAY1, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - inspected below
+            results[key] = exc
+
+    first = threading.Thread(target=run, args=("first",))
+    first.start()
+    deadline = time.monotonic() + 60
+    while not (lock_file.is_file() and lock_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run("second")
+    waiter = threading.Thread(target=run, args=("waiter",), kwargs={"lock_wait_s": 600})
+    waiter.start()
+    first.join(600)
+    waiter.join(600)
+
+    assert isinstance(results["second"], DateLocked), results["second"]
+    assert f"pipeline {DAY1} is locked by run" in str(results["second"])
+    assert results["first"]["status"] == "ok"
+    assert results["waiter"]["status"] == "ok"
+    assert "skipped" in results["waiter"]["steps"][0]["detail"]
+    assert all(t.num_rows > 0 for t in _silver_tables(pipeline, DAY1).values())
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_rerun_leaves_identical_silver_and_gold(after_day1: Any) -> None:
+    from flows.master_flow import daily_pipeline
+
+    silver, gold = _silver_tables(after_day1, DAY1), _gold_tables(after_day1)
+    daily_pipeline(date=DAY1)
+    silver2, gold2 = _silver_tables(after_day1, DAY1), _gold_tables(after_day1)
+
+    assert {k: t.num_rows for k, t in silver.items()} == {k: t.num_rows for k, t in silver2.items()}
+    for k in silver:
+        assert silver2[k].equals(silver[k]), (k, _first_difference(silver[k], silver2[k]))
+    assert gold.keys() == gold2.keys()
+    for k in gold:
+        assert gold2[k].equals(gold[k]), (k, _first_difference(gold[k], gold2[k]))
+
+
+# ---- the AWS seams: Glue, ECS, SNS on the moto server ---------------------------
+
+@pytest.mark.services
+def test_glue_run_is_followed_through_its_states(local_stack: Any, glue_job: str) -> None:
+    from flows.glue import job_arguments, run_glue_job
+    from flows.lake import aws_client
+
+    _moto_transition(local_stack, "glue::job_run", {"progression": "time", "seconds": 0.5})
+    run = run_glue_job(aws_client(local_stack, "glue"), glue_job,
+                       job_arguments(local_stack, dt.date(2024, 3, 14), ["quotes"]), timeout_s=30, poll_s=0.1)
+
+    assert run.state == "SUCCEEDED"
+    assert run.states == ["STARTING", "RUNNING", "SUCCEEDED"]
+
+
+def test_glue_failed_run_names_job_run_and_state() -> None:
+    from flows.errors import GlueJobFailed
+    from flows.glue import run_glue_job
+
+    class FailingGlue:  # Glue's response shape for a failed run (moto cannot fail a run)
+        def start_job_run(self, **_: Any) -> dict[str, Any]:
+            return {"JobRunId": "jr_1"}
+
+        def get_job_run(self, **_: Any) -> dict[str, Any]:
+            return {"JobRun": {"JobRunState": "FAILED", "ErrorMessage": "AnalysisException: path not found"}}
+
+    with pytest.raises(GlueJobFailed, match="jr_1 ended FAILED.*path not found"):
+        run_glue_job(FailingGlue(), "finks-dev-bronze-to-silver", {}, timeout_s=5, poll_s=0.1)
+
+
+@pytest.fixture
+def ecs_cluster(local_stack: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The ECS cluster and task definitions the infrastructure would create, in moto;
+    tasks run to STOPPED at once (moto's state manager)."""
+    from flows.blocks import apply_blocks, ecs_task_settings
+    from flows.lake import aws_client
+
+    subnet = aws_client(local_stack, "ec2").describe_subnets()["Subnets"][0]["SubnetId"]
+    monkeypatch.setenv("FINKS_ECS_SUBNETS", subnet)
+    ecs, conf = aws_client(local_stack, "ecs"), ecs_task_settings(local_stack)
+    ecs.create_cluster(clusterName=conf["cluster"])
+    for role, family in conf["task_definitions"].items():
+        ecs.register_task_definition(
+            family=family, networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="512", memory="1024",
+            containerDefinitions=[{"name": conf["containers"][role], "image": f"{family}:latest", "essential": True,
+                                   "cpu": 512, "memory": 1024}],
+        )
+    apply_blocks(local_stack)
+    _moto_transition(local_stack, "ecs::task", {"progression": "immediate"})
+    yield local_stack
+    _moto_transition(local_stack, "ecs::task", None)
+
+
+@pytest.mark.services
+def test_ecs_task_runs_to_completion_through_prefect_aws_credentials(ecs_cluster: Any) -> None:
+    from flows.blocks import load_aws_credentials, load_ecs_settings
+    from flows.ecs import run_ecs_task
+
+    settings = load_ecs_settings(ecs_cluster)
+    request = settings.run_task_request("connector", ["ingest", "--date", "2024-03-14"], {"FINKS_ENV": "dev"})
+    run = run_ecs_task(load_aws_credentials(ecs_cluster).get_client("ecs"), request, timeout_s=30, poll_s=0.1)
+
+    assert run.status == "STOPPED"
+    assert run.exit_codes == {"fmp-connector": 0}
+    assert request["overrides"]["containerOverrides"][0]["environment"] == [{"name": "FINKS_ENV", "value": "dev"}]
+
+
+@pytest.mark.services
+def test_ecs_task_that_never_stops_times_out_and_is_stopped(ecs_cluster: Any) -> None:
+    from flows.blocks import load_ecs_settings
+    from flows.ecs import run_ecs_task
+    from flows.errors import EcsTaskFailed
+    from flows.lake import aws_client
+
+    _moto_transition(ecs_cluster, "ecs::task", {"progression": "manual", "times": 10**9})
+    request = load_ecs_settings(ecs_cluster).run_task_request("dbt", ["dbt", "build"], {})
+    with pytest.raises(EcsTaskFailed, match="still RUNNING .*timeout 1s"):
+        run_ecs_task(aws_client(ecs_cluster, "ecs"), request, timeout_s=1, poll_s=0.1)
+
+
+@pytest.mark.services
+def test_notifier_publishes_to_sns(local_stack: Any) -> None:
+    from flows.lake import aws_client
+    from flows.notify import Notifier, topic_name
+
+    sns, sqs = aws_client(local_stack, "sns"), aws_client(local_stack, "sqs")
+    topic = sns.create_topic(Name=topic_name(local_stack))["TopicArn"]
+    queue = sqs.create_queue(QueueName="finks-test-alerts")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+
+    note = Notifier.for_settings(local_stack, sns=True).send("pipeline FAILED for 2024-03-14", "step dbt: 2 tests failed",
+                                                             level="error")
+
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    bodies = [json.loads(m["Body"]) for m in messages]
+    assert note["sns_message_id"]
+    assert any(b["subject"] == "pipeline FAILED for 2024-03-14" and b["level"] == "error" for b in bodies)
+
+
+def test_previous_trading_day_skips_weekends_and_holidays() -> None:
+    from flows.calendar import previous_trading_day
+
+    assert previous_trading_day(dt.date(2024, 3, 18)) == dt.date(2024, 3, 15)  # Monday -> Friday
+    assert previous_trading_day(dt.date(2024, 4, 1)) == dt.date(2024, 3, 28)  # Good Friday closed
+    assert previous_trading_day(dt.date(2024, 7, 5)) == dt.date(2024, 7, 3)
+
+
+@pytest.mark.services
+def test_deploy_schedules_the_daily_pipeline_at_two_utc(local_stack: Any) -> None:
+    from prefect.client.orchestration import get_client
+
+    from flows.deploy import apply_deployments
+
+    report = apply_deployments(local_stack, ["daily", "backfill"])
+    again = apply_deployments(local_stack, ["daily"])
+
+    assert report["daily-pipeline/daily"]["schedule"] == "0 2 * * * UTC"
+    assert again["daily-pipeline/daily"]["id"] == report["daily-pipeline/daily"]["id"]  # updated, not duplicated
+    with get_client(sync_client=True) as client:
+        dep = client.read_deployment_by_name("daily-pipeline/daily")
+        pool = client.read_work_pool(local_stack.worker_pool)
+    assert dep.work_pool_name == local_stack.worker_pool and pool.type == "process"
+    assert [(s.schedule.cron, s.schedule.timezone) for s in dep.schedules] == [("0 2 * * *", "UTC")]
+    assert dep.entrypoint == "flows/master_flow.py:daily_pipeline"
+
+
+def test_pipeline_command_rejects_a_bad_date_before_touching_anything() -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from finks.errors import UsageError
+    from flows.cli import register
+
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(app, ["pipeline", "run", "--date", "2024-13-01"])
+
+    assert isinstance(result.exception, UsageError)
+    assert "date '2024-13-01' is not a date" in str(result.exception)
+
+
+def test_ecs_pool_template_renders_into_a_fargate_run_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ECS work pool's job template (prefect-aws) with our defaults renders the
+    RunTask request the ECS worker will send: cluster, Fargate, private subnets, image."""
+    import asyncio
+
+    from prefect_aws.workers.ecs_worker import ECSJobConfiguration
+
+    from finks.settings import load_settings
+    from flows.deploy import ecs_base_job_template, image, work_pool
+
+    monkeypatch.setenv("FINKS_ECS_SUBNETS", "subnet-0aaa,subnet-0bbb")
+    monkeypatch.setenv("FINKS_ECS_SECURITY_GROUPS", "sg-0tasks")
+    monkeypatch.setenv("FINKS_ECS_VPC_ID", "vpc-0main")
+    settings = load_settings(env="prod")
+    config = asyncio.run(ECSJobConfiguration.from_template_and_values(ecs_base_job_template(settings), {}))
+
+    assert work_pool(settings) == ("finks-prod-ecs", "ecs")
+    assert config.task_run_request["cluster"] == "finks-prod"
+    assert config.task_run_request["launchType"] == "FARGATE"
+    assert config.network_configuration["awsvpcConfiguration"]["subnets"] == ["subnet-0aaa", "subnet-0bbb"]
+    assert config.task_definition["containerDefinitions"][0]["image"] == image(settings)
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_pipeline_command_reports_each_step(after_day1: Any) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from flows.cli import register
+
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(app, ["pipeline", "run", "--date", DAY1, "--json"])
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["status"] == "ok" and report["date"] == DAY1
+    assert [s["step"] for s in report["steps"]] == ["ingestion", "transformation", "dbt"]
+    assert report["steps"][0]["detail"].startswith("quotes: skipped")
+
+
+@pytest.mark.services
+def test_s3_date_lock_excludes_a_second_holder_and_takes_over_an_expired_one(local_stack: Any) -> None:
+    """The cloud lock: a conditional put on the silver bucket (moto), with an expiry."""
+    from flows.errors import DateLocked
+    from flows.lock import date_lock
+
+    s3_settings = local_stack.model_copy(update={"storage": "s3"})
+    day = dt.date(2024, 3, 14)
+    with date_lock(s3_settings, day, run_id="first"), \
+            pytest.raises(DateLocked, match="pipeline-2024-03-14 is locked by run first"), \
+            date_lock(s3_settings, day, run_id="second", wait=0.3, poll=0.1):
+        pass
+    with date_lock(s3_settings, day, run_id="stalled", ttl=-1):  # expired the moment it was taken
+        successor = date_lock(s3_settings, day, run_id="successor")
+        assert successor.__enter__()["run_id"] == "successor"
+    # The stalled run's release left the successor's lock in place.
+    with pytest.raises(DateLocked, match="locked by run successor"), date_lock(s3_settings, day, run_id="third"):
+        pass
+    successor.__exit__(None, None, None)
+    with date_lock(s3_settings, day, run_id="third"):
+        pass
