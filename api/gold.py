@@ -9,7 +9,6 @@ its ``run_id`` is the version of everything the API serves.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,14 +81,10 @@ def split_s3(uri: str) -> tuple[str, str]:
 
 
 def aws_client_kwargs(settings: Settings) -> dict[str, Any]:
-    """boto3 client arguments: the moto endpoint locally, AWS otherwise."""
-    kwargs: dict[str, Any] = {"region_name": settings.region}
-    if settings.s3_endpoint:
-        kwargs["endpoint_url"] = settings.s3_endpoint
-    # moto accepts any credentials; a developer machine may have none at all.
-    if settings.is_local and not os.environ.get("AWS_ACCESS_KEY_ID"):
-        kwargs.update(aws_access_key_id="testing", aws_secret_access_key="testing")
-    return kwargs
+    """boto3 client arguments: the moto endpoint locally, AWS otherwise (see finks.aws)."""
+    from finks.aws import client_kwargs
+
+    return client_kwargs(settings)
 
 
 def read_published(settings: Settings) -> Published | None:

@@ -14,26 +14,10 @@ if TYPE_CHECKING:
 
 
 def aws_client(settings: Settings, service: str, *, fast_fail: bool = False) -> Any:
-    """A boto3 client for `service` at the environment's endpoint.
+    """A boto3 client for `service` at the environment's endpoint (see finks.aws)."""
+    from finks.aws import client
 
-    Locally the moto server accepts any credentials; placeholder ones keep
-    boto3 from searching the machine for real ones.
-    """
-    import os
-
-    import boto3
-
-    kwargs: dict[str, Any] = {"region_name": settings.region}
-    if settings.s3_endpoint:
-        kwargs["endpoint_url"] = settings.s3_endpoint
-    if settings.is_local and not os.environ.get("AWS_ACCESS_KEY_ID"):
-        kwargs.update(aws_access_key_id="testing", aws_secret_access_key="testing")
-    if fast_fail:
-        # For best-effort calls (metrics): a missing endpoint should cost seconds, not minutes.
-        from botocore.config import Config
-
-        kwargs["config"] = Config(connect_timeout=2, read_timeout=5, retries={"total_max_attempts": 2})
-    return boto3.client(service, **kwargs)
+    return client(settings, service, fast_fail=fast_fail)
 
 
 def _split(uri: str) -> tuple[str, str]:

@@ -106,14 +106,11 @@ def open_store(zone_uri: str, settings: Any = None) -> Store:
     import boto3
 
     bucket, _, prefix = zone_uri[len("s3://"):].partition("/")
-    kwargs: dict[str, Any] = {}
-    if settings is not None:
-        kwargs["region_name"] = settings.region
-        if settings.s3_endpoint:
-            kwargs["endpoint_url"] = settings.s3_endpoint
-        if settings.is_local and not os.environ.get("AWS_ACCESS_KEY_ID"):
-            kwargs.update(aws_access_key_id="testing", aws_secret_access_key="testing")  # moto accepts any
-    return S3Store(bucket, prefix, boto3.client("s3", **kwargs))
+    if settings is None:
+        return S3Store(bucket, prefix, boto3.client("s3"))
+    from finks.aws import client
+
+    return S3Store(bucket, prefix, client(settings, "s3"))
 
 
 def utc_stamp(now: dt.datetime | None = None) -> str:

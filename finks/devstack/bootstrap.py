@@ -23,16 +23,9 @@ LIFECYCLE_DAYS = {"bronze": 30, "silver": 90, "gold": 180, "logs": 30}
 
 def aws_client(settings: Settings, service: str) -> Any:
     """A boto3 client for the emulator (or AWS when no endpoint is configured)."""
-    import boto3
-    from botocore.config import Config
+    from finks.aws import client
 
-    kwargs: dict[str, Any] = {"region_name": settings.region,
-                              "config": Config(retries={"max_attempts": 3}, connect_timeout=5,
-                                               read_timeout=30)}
-    if settings.s3_endpoint:
-        kwargs.update(endpoint_url=settings.s3_endpoint, aws_access_key_id="testing",
-                      aws_secret_access_key="testing")
-    return boto3.client(service, **kwargs)
+    return client(settings, service)
 
 
 def _lifecycle(zone: str) -> dict[str, Any]:

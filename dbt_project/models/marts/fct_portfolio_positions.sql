@@ -40,8 +40,10 @@ final as (
         {{ money('exact_market_value') }} as market_value,
         {{ money('cost_basis') }} as cost_basis,
         {{ money('exact_market_value - cost_basis') }} as unrealized_pnl,
-        {{ safe_divide('exact_market_value',
-                       'sum(exact_market_value) over (partition by portfolio_id, ' ~ date_col() ~ ')') }}
+        -- Rounded: the window sum adds rows in no fixed order, and re-running a
+        -- date must give byte-identical gold (the last bits would differ).
+        round({{ safe_divide('exact_market_value',
+                             'sum(exact_market_value) over (partition by portfolio_id, ' ~ date_col() ~ ')') }}, 10)
             as weight
     from valued
 )
