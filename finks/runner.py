@@ -78,7 +78,11 @@ class Runner:
 
     # ---- checks and actions ----------------------------------------------
     def _ctx(self, sid: str, check_id: str) -> CheckContext:
+        """A fresh scratch directory per check run: evidence must not lean on a previous run."""
+        import shutil
+
         work = self.state_dir / "work" / self.env / sid / check_id
+        shutil.rmtree(work, ignore_errors=True)
         return CheckContext(self.env, self.root, self.state_dir, work, sid, check_id)
 
     def _action(self, session: Session, title: str, action: Action, run_id: str) -> CheckResult:

@@ -306,3 +306,13 @@ def test_pytest_selection_check_passes_and_fails_by_the_tests(env: Env) -> None:
     history = (env.state / "state/local/history.jsonl").read_text()
     assert "pytest collected no tests: not implemented" in history
     assert "1 passed" in history and "1 failed" in history
+
+
+def test_each_check_run_gets_a_fresh_work_dir(env: Env) -> None:
+    # The check fails if its scratch directory holds anything from an earlier run.
+    check = {"id": "c", "shell": 'test -z "$(ls -A "$FINKS_WORK" 2>/dev/null)" && touch "$FINKS_WORK/left-over"'}
+    work = env.state / "work" / "local" / "s1" / "c"
+    write_plan(env.plan, [session("s1", checks=[dict(check, shell=check["shell"].replace("$FINKS_WORK", str(work)))])])
+    assert env.invoke("run", "s1").exit_code == 0
+    assert (work / "left-over").exists()
+    assert env.invoke("run", "s1").exit_code == 0
