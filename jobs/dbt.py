@@ -207,9 +207,12 @@ def run_dbt(settings: Settings, command: str = "build", select: list[str] | str 
                 shutil.copytree(run_dir / "target", docs)
                 result.publish_note = f"docs in {docs / 'index.html'}"
             return result
-        args = [command, *common] + (["--select", *selection] if selection else [])
-        res, result.error = _invoke(args)
-        result.nodes = _nodes(res.result)
+        if target == "athena" and command == "build" and not selection:
+            res, result.error = _athena_audit_then_publish(settings, common, result)
+        else:
+            args = [command, *common] + (["--select", *selection] if selection else [])
+            res, result.error = _invoke(args)
+            result.nodes = _nodes(res.result)
         result.failed_tests = [n.name for n in result.tests if n.status in ("fail", "error")]
         failed_nodes = [n.name for n in result.nodes if n.status in ("error", "fail", "runtime error")]
         result.ok = bool(res.success) and not failed_nodes and result.error is None
@@ -232,7 +235,9 @@ def run_dbt(settings: Settings, command: str = "build", select: list[str] | str 
         elif not result.ok:
             result.publish_note = "audit failed: previous gold left in place"
         else:
-            result.publish_note = "athena target: marts are the gold tables in the Glue catalog"
+            _write_published(settings, run_id, result, {m: f"{athena_schema(settings)}.{m}" for m in MARTS})
+            result.publish_note = (f"audited in {athena_schema(settings)}{AUDIT_SUFFIX}, "
+                                   f"published to {athena_schema(settings)}")
     result.quality = write_quality(settings, QualityRecord.from_dbt(result, started, selection)).to_dict()
     _prune(base / "runs")
     return result
@@ -264,13 +269,57 @@ def _publish(settings: Settings, db: Path, run_id: str, result: DbtResult) -> No
         else:   # one S3 PUT replaces an object atomically
             pafs.copy_files(str(export / f"{model}.parquet"), final,
                             source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+    _write_published(settings, run_id, result, {m: f"marts/{m}.parquet" for m in MARTS})
+    result.publish_note = f"published {len(MARTS)} marts to {gold}/marts"
+
+
+def _write_published(settings: Settings, run_id: str, result: DbtResult, paths: dict[str, str]) -> None:
+    """_published.json, written last: readers (the API) switch to the new gold when it appears."""
+    import pyarrow.fs as pafs
+
+    fs, root = lake.filesystem(settings.zone_uri("gold"), settings)
+    fs.create_dir(root, recursive=True)
     passed = sum(1 for n in result.tests if n.status == "pass")
     doc = {"run_id": run_id, "published_at": dt.datetime.now(dt.UTC).isoformat(),
-           "models": list(MARTS), "tests_passed": passed,
-           "paths": {m: f"marts/{m}.parquet" for m in MARTS}}
+           "models": list(MARTS), "tests_passed": passed, "paths": paths}
+    local = isinstance(fs, pafs.LocalFileSystem)
     _atomic_write(fs, f"{root.rstrip('/')}/_published.json", json.dumps(doc, indent=2).encode(), local)
     result.published = True
-    result.publish_note = f"published {len(MARTS)} marts to {gold}/marts"
+
+
+# Athena has no file to swap: the audit happens in a schema of its own, and only an
+# audited build is rebuilt into the schema that the API and users query.
+AUDIT_SUFFIX = "_audit"
+
+
+def athena_schema(settings: Settings) -> str:
+    return os.environ.get("FINKS_ATHENA_SCHEMA") or f"{settings.project}_{settings.env}_gold"
+
+
+def athena_phases(schema: str) -> list[tuple[str, list[str]]]:
+    """Write and audit (build with every test) in ``<schema>_audit``; then publish into
+    ``<schema>`` by rebuilding the same models and seeds without tests, which just passed."""
+    return [
+        (schema + AUDIT_SUFFIX, ["build"]),
+        (schema, ["build", "--exclude", "resource_type:test", "resource_type:unit_test"]),
+    ]
+
+
+def _athena_audit_then_publish(settings: Settings, common: list[str], result: DbtResult) -> tuple[Any, str | None]:
+    res: Any = None
+    error: str | None = None
+    for number, (schema, args) in enumerate(athena_phases(athena_schema(settings))):
+        with _env({"FINKS_ATHENA_SCHEMA": schema}):
+            res, error = _invoke([*args, *common])
+        if number == 0:
+            result.nodes = _nodes(res.result)
+            audited = bool(res.success) and error is None and not any(
+                n.status in ("error", "fail", "runtime error") for n in result.nodes)
+            if not audited:
+                return res, error  # the published schema is untouched
+        else:
+            result.nodes += [n for n in _nodes(res.result) if n.status in ("error", "fail", "runtime error")]
+    return res, error
 
 
 def _atomic_write(fs: Any, path: str, data: bytes, local: bool) -> None:

@@ -141,3 +141,23 @@ def test_athena_profile_is_complete_and_needs_its_adapter(tmp_path: Path) -> Non
     assert profile["local"]["type"] == "duckdb"
     with pytest.raises(ConfigError, match="dbt-athena"):
         run_dbt(lake_settings(tmp_path), target="athena")
+
+
+def test_athena_write_audit_publish_audits_in_its_own_schema_before_publishing() -> None:
+    from jobs.dbt import AUDIT_SUFFIX, athena_phases
+
+    (audit_schema, audit_args), (publish_schema, publish_args) = athena_phases("finks_prod_gold")
+    assert audit_schema == "finks_prod_gold" + AUDIT_SUFFIX and audit_args == ["build"]
+    # Publishing rebuilds into the queried schema only what was audited, without re-running tests.
+    assert publish_schema == "finks_prod_gold"
+    assert publish_args[0] == "build" and "resource_type:test" in publish_args and "--exclude" in publish_args
+
+
+def test_athena_target_without_the_adapter_is_a_clear_error(tmp_path) -> None:
+    from finks.errors import ConfigError
+    from finks.settings import load_settings
+    from jobs.dbt import run_dbt
+
+    settings = load_settings(env="local", state_dir=tmp_path)
+    with pytest.raises(ConfigError, match="needs dbt-athena"):
+        run_dbt(settings, "build", target="athena")
