@@ -156,7 +156,10 @@ def next_(env: EnvOpt = "local", as_json: JsonOpt = False) -> None:
              "command": f"finks run {s} --env {env}"} for s in ready]})
         return
     if not ready:
-        typer.echo("nothing is ready: run 'finks status' to see what blocks the plan")
+        if all(r.status == "complete" for r in board.all()):
+            typer.echo(f"every session is complete on {env}: nothing to do")
+        else:
+            typer.echo("nothing is ready: run 'finks status' to see what blocks the plan")
         return
     for s in ready:
         tag = "critical" if sched.slack[s] == 0 else f"slack {sched.slack[s]:g}h"
