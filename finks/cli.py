@@ -7,32 +7,18 @@ stderr. Heavy libraries are imported only by the commands that need them.
 
 from __future__ import annotations
 
-import importlib
-import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-import typer.core
 
+from finks.cligroup import LazyGroup
 from finks.errors import FinksError, UsageError
-
-class _FinksGroup(typer.core.TyperGroup):
-    """Turns a FinksError into one line on stderr and its exit code (CliRunner included)."""
-
-    def invoke(self, ctx):  # type: ignore[no-untyped-def]
-        try:
-            return super().invoke(ctx)
-        except FinksError as exc:
-            typer.echo(f"finks: error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
-
 
 app = typer.Typer(
     name="finks",
-    cls=None,
+    cls=LazyGroup,
     help="Build and prove the Finks data platform, session by session (S0–S22).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -428,75 +414,6 @@ def reset(sid: str, env: EnvOpt = "local",
     with store.run_lock():
         store.append({"type": "reset", "session": s.id})
     typer.echo(f"{s.id} reset on {env}: it is now {_board(env)[1].session(s.id).status}")
-
-
-# ---- the platform's own commands, loaded from their packages on first use ------
-# They import typer only at module level; still, building 30 click commands on
-# every `finks status` costs time, so they are resolved lazily by name.
-_LAZY: dict[str, tuple[str, str, str]] = {
-    "dev": ("finks.devstack.cli", "app", "Local stack: Prefect server, AWS emulator, lake (S1)"),
-    "config": ("finks.devstack.cli", "config_app", "Effective settings, secrets redacted"),
-    "ingest": ("connectors.fmp.cli", "ingest", "Ingest FMP data for a date into bronze (S15)"),
-    "fmp-sim": ("connectors.fmp.cli", "fmp_sim", "Run the FMP-compatible simulator"),
-    "transform": ("jobs.cli", "transform", "bronze→silver for a date (DuckDB or Spark)"),
-    "testdata": ("jobs.cli", "testdata", "Write realistic bronze with injected defects (S17)"),
-    "dbt": ("jobs.cli", "dbt_app", "dbt build | test | docs with write-audit-publish"),
-    "pipeline": ("flows.cli", "pipeline_app", "The daily pipeline on Prefect (S16)"),
-    "backfill": ("flows.cli", "backfill", "Backfill a date range (S18)"),
-    "deploy": ("flows.cli", "deploy", "Deployments and schedules on the Prefect server"),
-    "blocks": ("flows.cli", "blocks_app", "Prefect blocks as code (S10)"),
-    "infra": ("infra.cli", "app", "Pulumi program: dry plan, policy checks, preview/up"),
-    "api": ("api.cli", "app", "The read API (S19)"),
-}
-
-
-def _load_lazy(name: str):  # type: ignore[no-untyped-def]
-    import typer.main
-
-    module, attr, help_text = _LAZY[name]
-    holder = typer.Typer(rich_markup_mode=None)
-    try:
-        obj = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        error = exc
-
-        def unavailable(ctx: typer.Context) -> None:
-            raise FinksError(f"'finks {name}' is unavailable: {error}", hint="run 'make install' for every extra")
-
-        holder.command(name, help=f"{help_text} (unavailable: {error})",
-                       context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(unavailable)
-        return typer.main.get_command(holder)
-    if isinstance(obj, typer.Typer):
-        if obj.info.help is None:
-            obj.info.help = help_text
-        command = typer.main.get_group(obj)
-    else:
-        holder.command(name)(obj)
-        command = typer.main.get_command(holder)
-    command.name = name
-    return command
-
-
-class _LazyGroup(_FinksGroup):
-    def list_commands(self, ctx):  # type: ignore[no-untyped-def]
-        return [*super().list_commands(ctx), *_LAZY]
-
-    def get_command(self, ctx, name):  # type: ignore[no-untyped-def]
-        command = super().get_command(ctx, name)
-        if command is None and name in _LAZY:
-            command = _load_lazy(name)
-        return command
-
-    def format_commands(self, ctx, formatter):  # type: ignore[no-untyped-def]
-        # Help lists the lazy commands from their table: no imports for --help.
-        rows = [(n, (super(_LazyGroup, self).get_command(ctx, n).get_short_help_str(60)))
-                for n in super().list_commands(ctx)]
-        rows += [(n, help_text) for n, (_, _, help_text) in _LAZY.items()]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
-
-
-app.info.cls = _LazyGroup
 
 
 def main() -> None:
