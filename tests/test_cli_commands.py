@@ -131,3 +131,27 @@ def test_subprocess_exit_code_for_usage_error() -> None:
 
 def test_shell_completion_is_offered() -> None:
     assert "--show-completion" in invoke("--help").stdout
+
+
+def test_status_on_a_tty_shows_the_plans_indicators(tmp_path: Path) -> None:
+    import pty
+
+    env = {**os.environ, "FINKS_STATE_DIR": str(tmp_path / "tty-state"), "TERM": "xterm"}
+    env.pop("NO_COLOR", None)
+    pid, fd = pty.fork()
+    if pid == 0:  # child: finks status with its stdout on the terminal
+        os.chdir(REPO)
+        os.execve(sys.executable, [sys.executable, "-m", "finks.cli", "status"], env)
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.waitpid(pid, 0)
+    out = b"".join(chunks).decode()
+    assert "🟡 ready" in out and "🔴 blocked" in out
+    assert "\033[" in out  # colour on a terminal
