@@ -216,14 +216,8 @@ def run_dbt(settings: Settings, command: str = "build", select: list[str] | str 
         result.failed_tests = [n.name for n in result.tests if n.status in ("fail", "error")]
         failed_nodes = [n.name for n in result.nodes if n.status in ("error", "fail", "runtime error")]
         result.ok = bool(res.success) and not failed_nodes and result.error is None
-        if result.ok and not selection:
-            fres, ferr = _invoke(["source", "freshness", *common])
-            result.freshness = {n.unique_id.removeprefix("source.finks."): n.status
-                                for n in _nodes(fres.result)}
-            if ferr or any(s in ("error", "runtime error") for s in result.freshness.values()):
-                result.ok = False
-                result.error = ferr or "stale silver sources: " + ", ".join(
-                    k for k, s in result.freshness.items() if s != "pass")
+        if result.ok and not selection and not result.freshness:
+            _audit_freshness(common, result)
     if command == "build":
         if result.ok and not selection and target == "local":
             _publish(settings, db, run_id, result)
@@ -305,6 +299,17 @@ def athena_phases(schema: str) -> list[tuple[str, list[str]]]:
     ]
 
 
+def _audit_freshness(common: list[str], result: DbtResult) -> None:
+    """`dbt source freshness` as part of the audit: stale silver fails it."""
+    result.ok = True
+    fres, ferr = _invoke(["source", "freshness", *common])
+    result.freshness = {n.unique_id.removeprefix("source.finks."): n.status for n in _nodes(fres.result)}
+    if ferr or any(s in ("error", "runtime error") for s in result.freshness.values()):
+        result.ok = False
+        result.error = ferr or "stale silver sources: " + ", ".join(
+            k for k, s in result.freshness.items() if s != "pass")
+
+
 def _athena_audit_then_publish(settings: Settings, common: list[str], result: DbtResult) -> tuple[Any, str | None]:
     res: Any = None
     error: str | None = None
@@ -315,8 +320,11 @@ def _athena_audit_then_publish(settings: Settings, common: list[str], result: Db
             result.nodes = _nodes(res.result)
             audited = bool(res.success) and error is None and not any(
                 n.status in ("error", "fail", "runtime error") for n in result.nodes)
+            if audited:
+                _audit_freshness(common, result)  # part of the audit: before anything is published
+                audited = result.ok
             if not audited:
-                return res, error  # the published schema is untouched
+                return res, error or result.error  # the published schema is untouched
         else:
             result.nodes += [n for n in _nodes(res.result) if n.status in ("error", "fail", "runtime error")]
     return res, error
