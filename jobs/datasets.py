@@ -1,7 +1,7 @@
 """The three bronze→silver datasets: what is read, how it is keyed, what is written.
 
 Everything an engine needs to know about a dataset lives here and in
-``jobs/sql/<silver name>.sql``; the engines only load bronze and execute.
+``jobs/sql/<silver name>.sql`` (after the shared ``_located.sql``); the engines only load bronze and execute.
 """
 
 from __future__ import annotations
@@ -87,7 +87,9 @@ def resolve(names: list[str] | tuple[str, ...] | None) -> list[Dataset]:
 
 @cache
 def _sql_text(name: str) -> str:
-    return resources.files("jobs").joinpath("sql", f"{name}.sql").read_text()
+    """The dataset's SQL after the shared ``located`` CTE (source file, ingestion time)."""
+    sql = resources.files("jobs").joinpath("sql")
+    return sql.joinpath("_located.sql").read_text() + sql.joinpath(f"{name}.sql").read_text()
 
 
 def raw_column(field: str) -> str:

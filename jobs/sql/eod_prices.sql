@@ -1,12 +1,6 @@
 -- End-of-day prices: bronze_raw -> classified rows (reason NULL = valid; rn = 1 = kept).
 -- One text for both engines: DuckDB and Spark SQL execute it unchanged, so it
 -- sticks to their common dialect (TRY_CAST, regexp_extract, ROW_NUMBER, CASE).
-WITH located AS (
-    SELECT *,
-        regexp_extract(filename, '(fmp/.*)$', 1) AS source_file,
-        regexp_extract(filename, 'ingested_at=([0-9]{8}T[0-9]{6}Z)', 1) AS ts
-    FROM bronze_raw
-),
 typed AS (
     SELECT
         NULLIF(TRIM(j_symbol), '') AS symbol,

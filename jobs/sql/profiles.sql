@@ -1,12 +1,6 @@
 -- Company profiles: bronze_raw -> classified rows (reason NULL = valid; rn = 1 = kept).
 -- Shared by DuckDB and Spark SQL (see eod_prices.sql). A profile is a snapshot
 -- of the date it was ingested for; the key is the symbol alone.
-WITH located AS (
-    SELECT *,
-        regexp_extract(filename, '(fmp/.*)$', 1) AS source_file,
-        regexp_extract(filename, 'ingested_at=([0-9]{8}T[0-9]{6}Z)', 1) AS ts
-    FROM bronze_raw
-),
 typed AS (
     SELECT
         NULLIF(TRIM(j_symbol), '') AS symbol,

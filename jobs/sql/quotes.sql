@@ -1,12 +1,6 @@
 -- Quotes: bronze_raw -> classified rows (reason NULL = valid; rn = 1 = kept).
 -- Shared by DuckDB and Spark SQL (see eod_prices.sql). A quote belongs to the
 -- trading date it was ingested for; `timestamp` is FMP's epoch seconds (UTC).
-WITH located AS (
-    SELECT *,
-        regexp_extract(filename, '(fmp/.*)$', 1) AS source_file,
-        regexp_extract(filename, 'ingested_at=([0-9]{8}T[0-9]{6}Z)', 1) AS ts
-    FROM bronze_raw
-),
 typed AS (
     SELECT
         NULLIF(TRIM(j_symbol), '') AS symbol,
