@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from api import API_VERSION, queries
 from api.backends import BackendError, QueryBackend
-from api.gold import Published
+from core.gold import Published
 from api.models import (
     PORTFOLIO_PATTERN,
     SYMBOL_PATTERN,
@@ -38,7 +38,7 @@ from api.security import key_checker
 from api.service import ApiConfig, GoldService, NoGold
 
 if TYPE_CHECKING:
-    from finks.settings import Settings
+    from core.settings import Settings
 
 SPEC_VERSION = "1.0.0"
 DESCRIPTION = """Read access to the Finks gold marts: portfolios, positions, prices, companies.
@@ -104,7 +104,7 @@ def create_app(
     config: ApiConfig | None = None,
 ) -> FastAPI:
     if settings is None:
-        from finks.settings import load_settings
+        from core.settings import load_settings
 
         settings = load_settings()
     service = GoldService(settings, backend, config)

@@ -13,11 +13,13 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from api.backends import BackendError, Row
-from api.gold import MARTS, aws_client_kwargs
+from core.gold import MARTS
+from core.aws import client_kwargs
 from api.queries import Param, Query
+from core import lake
 
 if TYPE_CHECKING:
-    from finks.settings import Settings
+    from core.settings import Settings
 
 _INTEGER = {"tinyint", "smallint", "integer", "int", "bigint"}
 _FLOAT = {"double", "float", "real", "decimal"}
@@ -74,13 +76,13 @@ class AthenaBackend:
         workgroup = os.environ.get("FINKS_ATHENA_WORKGROUP", "primary")
         # A dedicated workgroup enforces its own result location; "primary" needs one.
         output = os.environ.get("FINKS_ATHENA_OUTPUT") or (
-            f"s3://{settings.bucket('logs')}/athena-results/" if workgroup == "primary" else None
+            f"s3://{lake.bucket(settings, 'logs')}/athena-results/" if workgroup == "primary" else None
         )
         return cls(
             database.replace("-", "_"),
             workgroup=workgroup,
             output_location=output,
-            client_kwargs=aws_client_kwargs(settings)
+            client_kwargs=client_kwargs(settings)
             if settings.is_local
             else {"region_name": settings.region},
         )

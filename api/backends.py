@@ -13,12 +13,14 @@ from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-from api.gold import MARTS, aws_client_kwargs, mart_uri, split_s3
+from core.gold import MARTS, mart_uri
+from core.aws import client_kwargs
+from core import lake
 from api.queries import Param, Query
-from finks.errors import ServiceError
+from core.errors import ServiceError
 
 if TYPE_CHECKING:
-    from finks.settings import Settings
+    from core.settings import Settings
 
 Row = dict[str, Any]
 
@@ -122,7 +124,7 @@ class DuckDBBackend:
         import pyarrow.parquet as pq
         from pyarrow import fs
 
-        kwargs = aws_client_kwargs(self.settings)
+        kwargs = client_kwargs(self.settings)
         options: dict[str, Any] = {"region": kwargs["region_name"]}
         endpoint = kwargs.get("endpoint_url")
         if endpoint:
@@ -132,7 +134,7 @@ class DuckDBBackend:
             options.update(
                 access_key=kwargs["aws_access_key_id"], secret_key=kwargs["aws_secret_access_key"]
             )
-        bucket, key = split_s3(mart_uri(self.settings, model))
+        bucket, key = lake.split(mart_uri(self.settings, model))
         try:
             return pq.read_table(f"{bucket}/{key}", filesystem=fs.S3FileSystem(**options))
         except (OSError, FileNotFoundError) as exc:

@@ -26,7 +26,7 @@ def serve(
 ) -> None:
     """Serve the API with uvicorn."""
     from api.security import check_bind
-    from finks.settings import load_settings
+    from core.settings import load_settings
 
     settings = load_settings(env=env)
     check_bind(host, settings)
@@ -50,7 +50,7 @@ def openapi(
 ) -> None:
     """Write the OpenAPI document generated from the app."""
     from api import openapi as spec
-    from finks.settings import repo_root
+    from core.settings import repo_root
 
     root = repo_root()
     if check:
@@ -64,7 +64,7 @@ def openapi(
 
 def main() -> None:
     """Standalone entry (python -m api.cli): deliberate errors as one line, like finks."""
-    from finks.errors import FinksError
+    from core.errors import FinksError
 
     try:
         app()

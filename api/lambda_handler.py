@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from finks.settings import Settings
+    from core.settings import Settings
 
 _handler: Any = None
 

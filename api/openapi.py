@@ -12,7 +12,7 @@ SPEC_PATH = Path("docs") / "api" / "openapi.json"
 def spec() -> dict[str, Any]:
     """The spec of the app; independent of environment and of any gold data."""
     from api.app import create_app
-    from finks.settings import load_settings
+    from core.settings import load_settings
 
     # A key is set so the spec shows the authenticated API the way it is deployed.
     return create_app(load_settings(env="local", api_key="spec-only")).openapi()

@@ -7,10 +7,10 @@ import ipaddress
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from finks.errors import ConfigError
+from core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from finks.settings import Settings
+    from core.settings import Settings
 
 API_KEY_HEADER = "x-api-key"
 

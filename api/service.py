@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 from api.backends import BackendError, QueryBackend, Row, backend_for
 from api.cache import CachedResponse, ResponseCache
-from api.gold import MARTS, Published, gold_uri, read_published
+from core.gold import MARTS, Published, gold_uri, read_published
 from api.models import GoldFreshness
 from api.queries import Query
 
 if TYPE_CHECKING:
-    from finks.settings import Settings
+    from core.settings import Settings
 
 
 @dataclass

@@ -27,7 +27,7 @@ def main() -> None:
 
     import psutil
 
-    from finks.settings import load_settings
+    from core.settings import load_settings
     from jobs.bronze_to_silver import run
     from jobs.dbt import run_dbt
     from jobs.engines import DuckDBEngine

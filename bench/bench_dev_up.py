@@ -24,7 +24,7 @@ def one_round(backend: str, services: list[str]) -> dict[str, float]:
     from finks.devstack import down, up
     from finks.devstack.database import drop_database
     from finks.devstack.procs import free_port
-    from finks.settings import load_settings
+    from core.settings import load_settings
 
     db_url = None
     if backend == "postgresql":

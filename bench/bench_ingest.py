@@ -64,7 +64,7 @@ class _Sim:
 
 
 def _settings(url: str, lake: str, cpm: int, concurrency: int) -> Any:
-    from finks.settings import load_settings
+    from core.settings import load_settings
 
     return load_settings(fmp_base_url=url, fmp_calls_per_minute=cpm, fmp_max_concurrency=concurrency,
                          lake_uri=lake, fmp_api_key="bench-key")

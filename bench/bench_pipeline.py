@@ -67,7 +67,7 @@ def main() -> None:
     state = Path(tempfile.mkdtemp(prefix="finks-bench-"))
     from finks.devstack import down, up
     from finks.devstack.procs import free_port
-    from finks.settings import load_settings
+    from core.settings import load_settings
 
     env = {"FINKS_STATE_DIR": str(state), "FINKS_PREFECT_PORT": str(free_port()), "FINKS_MOTO_PORT": str(free_port()),
            "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "FINKS_TASK_RETRY_DELAY_S": "1",

@@ -61,7 +61,7 @@ def write_bronze(root: Path, rows: int) -> None:
 
 def worker(root: Path, engine: str) -> None:
     """One engine, one process: its result as JSON on stdout."""
-    from finks.settings import load_settings
+    from core.settings import load_settings
     from jobs.bronze_to_silver import run
 
     settings = load_settings(env="local", state_dir=root / f"state-{engine}",

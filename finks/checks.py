@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from finks.models import CheckSpec
-    from finks.settings import Settings
+    from core.settings import Settings
 
 EXCERPT_CHARS = 2000
 
@@ -88,7 +88,7 @@ class CheckContext:
 
     @property
     def settings(self) -> Settings:
-        from finks.settings import load_settings
+        from core.settings import load_settings
 
         return load_settings(env=self.env, root=self.root)
 

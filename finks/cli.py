@@ -14,7 +14,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from finks.cligroup import LazyGroup
-from finks.errors import FinksError, UsageError
+from core.errors import FinksError, UsageError
 
 app = typer.Typer(
     name="finks",
@@ -48,13 +48,13 @@ def _global(
 
 # ---- helpers ---------------------------------------------------------------
 def _root() -> Path:
-    from finks.paths import repo_root
+    from core.paths import repo_root
 
     return repo_root()
 
 
 def _state_dir() -> Path:
-    from finks.paths import state_dir
+    from core.paths import state_dir
 
     return state_dir()
 

@@ -13,7 +13,7 @@ import importlib
 import typer
 import typer.core
 
-from finks.errors import FinksError
+from core.errors import FinksError
 
 
 class FinksGroup(typer.core.TyperGroup):

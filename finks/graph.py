@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from finks.errors import UsageError
+from core.errors import UsageError
 from finks.loader import Plan, _suggest
 
 

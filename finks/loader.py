@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from finks.errors import PlanError
+from core.errors import PlanError
 from finks.models import Gate, GateFile, Session
 
 GATES_FILE = "gates.yaml"
@@ -118,7 +118,7 @@ class Plan:
     files: dict[str, Path] = field(default_factory=dict)
 
     def session(self, sid: str) -> Session:
-        from finks.errors import UsageError
+        from core.errors import UsageError
 
         key = sid.lower()
         if key.startswith("s") and key[1:].isdigit():
@@ -138,7 +138,7 @@ def _suggest(word: str, choices: list[str]) -> str:
 
 
 def default_sessions_dir() -> Path:
-    from finks.paths import repo_root
+    from core.paths import repo_root
 
     return Path(os.environ.get("FINKS_SESSIONS") or repo_root() / "sessions")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from finks.checks import CheckContext, CheckResult, Evidence, Outcome, run_check
-from finks.errors import BlockedError
+from core.errors import BlockedError
 from finks.loader import Plan
 from finks.models import Action, CheckSpec, Session
 from finks.state import StateStore, new_run_id

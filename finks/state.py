@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from finks.errors import StateError, StateLockedError
+from core.errors import StateError, StateLockedError
 
 SCHEMA = 1
 

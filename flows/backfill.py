@@ -80,7 +80,7 @@ def backfill_flow(start: str, end: str, concurrency: int = 4, datasets: list[str
                   lock_wait_s: float = 600, build_gold: bool = True) -> dict[str, Any]:
     first, last = parse_date(start, what="start"), parse_date(end, what="end")
     if last < first:
-        from finks.errors import UsageError
+        from core.errors import UsageError
 
         raise UsageError(f"backfill range is empty: end {last} is before start {first}")
     settings, logger = settings_for(env), get_run_logger()

@@ -11,10 +11,11 @@ import os
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from finks.errors import ConfigError
+from core.errors import ConfigError
+from core import lake
 
 if TYPE_CHECKING:
-    from finks.settings import Settings
+    from core.settings import Settings
 
 ZONES = ("bronze", "silver", "gold")
 
@@ -90,7 +91,7 @@ def desired_blocks(settings: Settings) -> dict[str, Any]:
         creds = AwsCredentials(region_name=settings.region)
     blocks: dict[str, Any] = {n["aws"]: creds}
     for zone in ZONES:
-        blocks[n[zone]] = S3Bucket(bucket_name=settings.bucket(zone), credentials=creds)
+        blocks[n[zone]] = S3Bucket(bucket_name=lake.bucket(settings, zone), credentials=creds)
     blocks[n["ecs"]] = _ecs_block_class()(**ecs_task_settings(settings))
     if settings.fmp_api_key is not None:
         key = settings.fmp_api_key.get_secret_value()

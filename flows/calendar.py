@@ -89,7 +89,7 @@ def trading_days(start: dt.date, end: dt.date) -> list[dt.date]:
 
 def parse_date(value: str | dt.date | None, *, what: str = "date") -> dt.date:
     """A YYYY-MM-DD string (or date); a clear UsageError otherwise."""
-    from finks.errors import UsageError
+    from core.errors import UsageError
 
     if value is None:
         return previous_trading_day()

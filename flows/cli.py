@@ -21,7 +21,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON 
 
 
 def _settings(env: str | None) -> Any:
-    from finks.settings import load_settings
+    from core.settings import load_settings
     from flows.common import use_prefect_server
 
     settings = load_settings(env=env)
@@ -34,7 +34,7 @@ def _require_server(api: str) -> None:
     """Fail in one line instead of a Prefect traceback when the server is down."""
     import httpx
 
-    from finks.errors import ServiceError
+    from core.errors import ServiceError
 
     try:
         httpx.get(f"{api}/health", timeout=5).raise_for_status()

@@ -8,17 +8,17 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from flows import lake
+from core import lake
 
 if TYPE_CHECKING:
-    from finks.settings import Settings
+    from core.settings import Settings
 
 Status = Literal["ok", "skipped", "failed", "not run"]
 DEFAULT_DATASETS = ("quotes", "profiles", "eod")
 
 
 def settings_for(env: str | None = None) -> Settings:
-    from finks.settings import load_settings
+    from core.settings import load_settings
 
     return load_settings(env=env)
 
@@ -62,7 +62,7 @@ def runner_for(settings: Settings, runner: str) -> Literal["local", "aws"]:
         return "local" if settings.is_local else "aws"
     if runner in ("local", "aws", "glue"):
         return "aws" if runner == "glue" else runner  # type: ignore[return-value]
-    from finks.errors import UsageError
+    from core.errors import UsageError
 
     raise UsageError(f"unknown runner {runner!r}", hint="use auto, local or glue")
 
@@ -70,7 +70,7 @@ def runner_for(settings: Settings, runner: str) -> Literal["local", "aws"]:
 # ---- run records: which dates are complete (backfill resumes from these) ----
 
 def _records_uri(settings: Settings) -> str:
-    return lake.join(settings.zone_uri("silver"), "_pipeline", "dates")
+    return lake.join(lake.zone_uri(settings, "silver"), "_pipeline", "dates")
 
 
 def record_uri(settings: Settings, date: dt.date) -> str:

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from finks.errors import ConfigError
+from core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from finks.settings import Settings
+    from core.settings import Settings
 
 
 def work_pool(settings: Settings) -> tuple[str, str]:

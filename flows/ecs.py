@@ -34,7 +34,7 @@ class EcsTaskSettings:
 
     def run_task_request(self, role: str, command: list[str], environment: dict[str, str]) -> dict[str, Any]:
         if role not in self.task_definitions:
-            from finks.errors import ConfigError
+            from core.errors import ConfigError
 
             raise ConfigError(
                 f"no ECS task definition for {role!r} in the ECS task settings",

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from finks.errors import FinksError
+from core.errors import FinksError
 
 
 class PipelineError(FinksError):

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flows.errors import GlueJobFailed, GlueJobTimeout
+from core import lake
 
 if TYPE_CHECKING:
-    from finks.settings import Settings
+    from core.settings import Settings
 
 TERMINAL_OK = {"SUCCEEDED"}
 TERMINAL_BAD = {"FAILED", "STOPPED", "ERROR", "TIMEOUT", "EXPIRED"}
@@ -44,8 +45,8 @@ class GlueRun:
 def job_arguments(settings: Settings, date: dt.date, datasets: list[str] | None) -> dict[str, str]:
     args = {
         "--DATE": date.isoformat(),
-        "--SOURCE": settings.zone_uri("bronze"),
-        "--TARGET": settings.zone_uri("silver"),
+        "--SOURCE": lake.zone_uri(settings, "bronze"),
+        "--TARGET": lake.zone_uri(settings, "silver"),
     }
     if datasets:
         args["--DATASETS"] = ",".join(datasets)
@@ -111,6 +112,6 @@ def glue_client(settings: Settings) -> Any:
         creds = None
     if creds is not None:
         return creds.get_client("glue")
-    from flows.lake import aws_client
+    from core.aws import client as aws_client
 
     return aws_client(settings, "glue")

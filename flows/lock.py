@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flows.errors import DateLocked
+from core import lake
 
 if TYPE_CHECKING:
-    from finks.settings import Settings
+    from core.settings import Settings
 
 
 def _holder(run_id: str | None) -> dict[str, Any]:
@@ -79,10 +80,10 @@ def _file_lock(path: Path, name: str, run_id: str | None, wait: float, poll: flo
 def _s3_lock(settings: Settings, name: str, run_id: str | None, wait: float, poll: float, ttl: float) -> Iterator[dict[str, Any]]:
     from botocore.exceptions import ClientError
 
-    from flows.lake import aws_client
+    from core.aws import client as aws_client
 
     s3 = aws_client(settings, "s3")
-    bucket, key = settings.bucket("silver"), f"_locks/{name}.json"
+    bucket, key = lake.bucket(settings, "silver"), f"_locks/{name}.json"
     start = time.monotonic()
     holder = _holder(run_id) | {"expires_at": time.time() + ttl}
     while True:

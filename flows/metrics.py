@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from finks.settings import Settings
+    from core.settings import Settings
 
 NAMESPACE = "Finks/Pipeline"
 log = logging.getLogger("finks.metrics")
@@ -56,7 +56,7 @@ def emit(settings: Settings, metrics: list[Metric], *, run_date: dt.date | None 
     if not data:
         return result
     try:
-        from flows.lake import aws_client
+        from core.aws import client as aws_client
 
         cw = aws_client(settings, "cloudwatch", fast_fail=True)
         for i in range(0, len(data), 1000):  # PutMetricData takes at most 1000 datums

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from finks.settings import Settings
+    from core.settings import Settings
 
 Level = Literal["info", "warning", "error"]
 log = logging.getLogger("finks.notify")
@@ -44,7 +44,7 @@ class Notifier:
             with path.open("a") as fh:
                 fh.write(json.dumps(note | {"at": _now()}, default=str) + "\n")
         if self.sns_topic_arn:
-            from flows.lake import aws_client
+            from core.aws import client as aws_client
 
             # SNS subjects are limited to 100 printable ASCII characters.
             safe_subject = subject.encode("ascii", "replace").decode()[:100]
@@ -85,8 +85,8 @@ def _log(level: Level, subject: str, message: str) -> None:
 
 
 def find_topic_arn(settings: Settings) -> str:
-    from finks.errors import ConfigError
-    from flows.lake import aws_client
+    from core.errors import ConfigError
+    from core.aws import client as aws_client
 
     name = topic_name(settings)
     sns = aws_client(settings, "sns")

@@ -8,12 +8,12 @@ checks, in percent) feeds the DataQualityScore metric.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 
-from flows import lake
+from core import lake
+from core.gold import read_published
 from flows.calendar import parse_date
 from flows.common import settings_for
 from flows.errors import QualityGateFailed
@@ -48,15 +48,14 @@ def validate_silver(date: str, transform: dict[str, Any], max_quarantine_share: 
 def check_published(env: str | None, dbt_result: dict[str, Any]) -> dict[str, Any]:
     """Gold counts as published only if `_published.json` says so after this build."""
     settings = settings_for(env)
-    text = lake.read_text(settings, lake.join(settings.zone_uri("gold"), "_published.json"))
-    marker = json.loads(text) if text else None
-    if not dbt_result.get("published") or marker is None:
+    published = read_published(settings)
+    if not dbt_result.get("published") or published is None:
         raise QualityGateFailed("dbt build passed but gold was not published (no _published.json)",
                                 hint="check the dbt runner's publish step")
     run_id = dbt_result.get("run_id")
-    if run_id and marker.get("run_id") != run_id:
-        raise QualityGateFailed(f"gold/_published.json names run {marker.get('run_id')}, not this build's {run_id}")
-    return marker
+    if run_id and published.run_id != run_id:
+        raise QualityGateFailed(f"gold/_published.json names run {published.run_id}, not this build's {run_id}")
+    return published.to_json()
 
 
 def quality_score(silver: dict[str, Any] | None, dbt_result: dict[str, Any] | None) -> tuple[int, int]:

@@ -37,7 +37,7 @@ def _stack(env: str) -> str:
     from infra.config import STACKS
 
     if env not in STACKS:
-        from finks.errors import UsageError
+        from core.errors import UsageError
 
         raise UsageError(f"unknown environment {env!r}", hint="use dev, staging or prod")
     return env
@@ -111,7 +111,7 @@ def up_cmd(
 ) -> None:
     """`pulumi up` of the stack (needs the Pulumi CLI and AWS credentials)."""
     if not yes:
-        from finks.errors import UsageError
+        from core.errors import UsageError
 
         raise UsageError(f"`finks infra up --env {env}` changes real AWS resources", hint="add --yes to confirm")
     _deploy("up", env)

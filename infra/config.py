@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from finks.errors import ConfigError
+from core.errors import ConfigError
 
 INFRA_DIR = Path(__file__).resolve().parent
 STACKS: tuple[str, ...] = ("dev", "staging", "prod")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from finks.errors import ServiceError, UsageError
+from core.errors import ServiceError, UsageError
 from infra.config import INFRA_DIR, STACKS
 
 

@@ -247,7 +247,7 @@ def plan(stack: str) -> Plan:
 def plan_program(path: Path, stack: str) -> Plan:
     """The dry plan of another Pulumi program file, with this stack's config."""
     if not path.is_file():
-        from finks.errors import UsageError
+        from core.errors import UsageError
 
         raise UsageError(f"{path}: no such Pulumi program file")
     return run_under_mocks(_program(path), stack)

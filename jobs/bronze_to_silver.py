@@ -16,13 +16,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finks.errors import UsageError
-from jobs import lake
+from core.errors import UsageError
+from core import lake
 from jobs.datasets import Dataset, resolve
 from jobs.engines import Engine, make_engine
 
 if TYPE_CHECKING:
-    from finks.settings import Settings
+    from core.settings import Settings
 
 
 @dataclass
@@ -87,8 +87,8 @@ def run(settings: Settings, date: str | dt.date, datasets: list[str] | None = No
     day = check_date(date)
     chosen = resolve(datasets)
     eng = engine_instance or make_engine(engine or settings.engine or "duckdb")
-    bronze = bronze_uri or settings.zone_uri("bronze")
-    silver = silver_uri or settings.zone_uri("silver")
+    bronze = bronze_uri or lake.zone_uri(settings, "bronze")
+    silver = silver_uri or lake.zone_uri(settings, "silver")
     results = []
     try:
         with tempfile.TemporaryDirectory(prefix="finks-b2s-") as scratch:
@@ -144,7 +144,7 @@ def _record(settings: Settings, silver: str, result: TransformResult) -> None:
 
 
 def load_result(settings: Settings, date: str) -> dict[str, Any] | None:
-    fs, root = lake.filesystem(settings.zone_uri("silver"), settings)
+    fs, root = lake.filesystem(lake.zone_uri(settings, "silver"), settings)
     try:
         with fs.open_input_stream(f"{root.rstrip('/')}/_runs/date={check_date(date)}.json") as fh:
             return json.loads(fh.read())

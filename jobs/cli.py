@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
-    from finks.settings import Settings
+    from core.settings import Settings
 
 dbt_app = typer.Typer(help="Build, test and document the dbt project (silver → gold).",
                       no_args_is_help=True, rich_markup_mode=None)
@@ -33,7 +33,7 @@ def _settings(ctx: typer.Context | None, env: str | None = None) -> Settings:
     found = getattr(obj, "settings", None) or (obj.get("settings") if isinstance(obj, dict) else None)
     if found is not None and env is None:
         return found
-    from finks.settings import load_settings
+    from core.settings import load_settings
 
     return load_settings(env=env or os.environ.get("FINKS_ENV"))
 
@@ -60,7 +60,7 @@ def transform(
     from jobs.bronze_to_silver import run
 
     if engine not in (None, "duckdb", "spark"):
-        from finks.errors import UsageError
+        from core.errors import UsageError
 
         raise UsageError(f"unknown engine {engine!r}", hint="use --engine duckdb or --engine spark")
     result = run(_settings(ctx, env), date, dataset or None, engine=engine)

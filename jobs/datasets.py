@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from finks.errors import UsageError
+from core.errors import UsageError
 
 
 @dataclass(frozen=True)

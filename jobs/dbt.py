@@ -16,6 +16,7 @@ way the quality record goes to ``<gold>/_quality/<run_id>.json``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -26,15 +27,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finks.errors import ConfigError, UsageError
-from jobs import lake
+from core.errors import ConfigError, UsageError
+from core import lake
+from core.gold import MARTS, Published, write_published
 from jobs.quality import QualityRecord, write_quality
 
 if TYPE_CHECKING:
-    from finks.settings import Settings
+    from core.settings import Settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
-MARTS = ("daily_portfolio_summary", "fct_daily_prices", "dim_company", "fct_portfolio_positions")
 COMMANDS = ("build", "test", "docs")
 KEEP_RUNS = 5
 
@@ -90,7 +91,7 @@ def _env(values: dict[str, str]) -> Iterator[None]:
 def _silver_for_dbt(settings: Settings, base: Path) -> str:
     """The silver zone as a local path: S3 silver is mirrored to a cache first
     (DuckDB's httpfs cannot be downloaded offline, see dbt_project/profiles.yml)."""
-    silver = settings.zone_uri("silver")
+    silver = lake.zone_uri(settings, "silver")
     if not silver.startswith("s3://"):
         return silver
     import pyarrow.fs as pafs
@@ -241,7 +242,7 @@ def _publish(settings: Settings, db: Path, run_id: str, result: DbtResult) -> No
     import duckdb
     import pyarrow.fs as pafs
 
-    gold = settings.zone_uri("gold")
+    gold = lake.zone_uri(settings, "gold")
     fs, root = lake.filesystem(gold, settings)
     marts_dir = f"{root.rstrip('/')}/marts"
     fs.create_dir(marts_dir, recursive=True)
@@ -269,15 +270,9 @@ def _publish(settings: Settings, db: Path, run_id: str, result: DbtResult) -> No
 
 def _write_published(settings: Settings, run_id: str, result: DbtResult, paths: dict[str, str]) -> None:
     """_published.json, written last: readers (the API) switch to the new gold when it appears."""
-    import pyarrow.fs as pafs
-
-    fs, root = lake.filesystem(settings.zone_uri("gold"), settings)
-    fs.create_dir(root, recursive=True)
     passed = sum(1 for n in result.tests if n.status == "pass")
-    doc = {"run_id": run_id, "published_at": dt.datetime.now(dt.UTC).isoformat(),
-           "models": list(MARTS), "tests_passed": passed, "paths": paths}
-    local = isinstance(fs, pafs.LocalFileSystem)
-    _atomic_write(fs, f"{root.rstrip('/')}/_published.json", json.dumps(doc, indent=2).encode(), local)
+    record = Published.now(run_id, tests_passed=passed)
+    write_published(settings, dataclasses.replace(record, paths=paths))
     result.published = True
 
 
@@ -341,15 +336,6 @@ def _atomic_write(fs: Any, path: str, data: bytes, local: bool) -> None:
             fh.write(data)
 
 
-def read_published(settings: Settings) -> dict[str, Any] | None:
-    fs, root = lake.filesystem(settings.zone_uri("gold"), settings)
-    try:
-        with fs.open_input_stream(f"{root.rstrip('/')}/_published.json") as fh:
-            return json.loads(fh.read())
-    except FileNotFoundError:
-        return None
-
-
 def _prune(runs: Path) -> None:
     """Keep the last few run directories (logs, manifests) for debugging."""
     dirs = sorted(p for p in runs.iterdir() if p.is_dir())
@@ -363,8 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    from finks.errors import FinksError
-    from finks.settings import load_settings
+    from core.errors import FinksError
+    from core.settings import load_settings
 
     parser = argparse.ArgumentParser(prog="python -m jobs.dbt")
     parser.add_argument("command", choices=COMMANDS)

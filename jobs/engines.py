@@ -196,6 +196,6 @@ def make_engine(name: str, **kwargs: Any) -> Engine:
         return DuckDBEngine(**kwargs)
     if name == "spark":
         return SparkEngine(**kwargs)
-    from finks.errors import UsageError
+    from core.errors import UsageError
 
     raise UsageError(f"unknown engine {name!r}", hint="use duckdb or spark")

@@ -65,7 +65,7 @@ def spark_for(args: dict[str, str]) -> tuple[Any, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv if argv is None else argv))
-    from finks.settings import load_settings
+    from core.settings import load_settings
     from jobs.bronze_to_silver import run
     from jobs.engines import SparkEngine
 

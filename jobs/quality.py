@@ -14,10 +14,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from jobs import lake
+from core import lake
 
 if TYPE_CHECKING:
-    from finks.settings import Settings
+    from core.settings import Settings
     from jobs.dbt import DbtResult
 
 
@@ -66,7 +66,7 @@ class QualityRecord:
 
 
 def _root(settings: Settings) -> tuple[Any, str]:
-    fs, root = lake.filesystem(settings.zone_uri("gold"), settings)
+    fs, root = lake.filesystem(lake.zone_uri(settings, "gold"), settings)
     return fs, f"{root.rstrip('/')}/_quality"
 
 

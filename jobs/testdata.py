@@ -19,10 +19,10 @@ from collections import Counter
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from jobs import lake
+from core import lake
 
 if TYPE_CHECKING:
-    from finks.settings import Settings
+    from core.settings import Settings
 
 COMPANIES: dict[str, tuple[str, str, str, float]] = {
     # symbol: (name, sector, industry, starting price)
@@ -265,7 +265,7 @@ def generate_bronze(settings: Settings, symbols: list[str] | None = None,
     d = Defects.coerce(defects)
     rng = random.Random(seed)
     now = (ingested_at or dt.datetime.now(dt.UTC)).replace(microsecond=0)
-    writer = _Writer(settings, settings.zone_uri("bronze"))
+    writer = _Writer(settings, lake.zone_uri(settings, "bronze"))
     prices = {s: COMPANIES[s][3] if s in COMPANIES else round(20 + rng.random() * 300, 2) for s in syms}
     missing = [(syms[-1 - i % len(syms)], days[(1 + i) % len(days)]) for i in range(d.missing_days)]
     expected: dict[tuple[str, str], Expectation] = {}

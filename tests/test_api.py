@@ -18,8 +18,9 @@ from api.app import create_app
 from api.cache import ResponseCache
 from api.server import running_server
 from api.service import ApiConfig
-from finks.errors import ConfigError
-from finks.settings import Settings, load_settings
+from core.errors import ConfigError
+from core.settings import Settings, load_settings
+from core import lake
 
 KEY = "test-key-123"
 AUTH = {"x-api-key": KEY}
@@ -33,7 +34,7 @@ def make_settings(lake: Path, **overrides: Any) -> Settings:
 def gold(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, samplegold.SampleGold]:
     settings = make_settings(tmp_path_factory.mktemp("lake"))
     sample = samplegold.build(days=5)
-    samplegold.write(sample, settings.zone_uri("gold"))
+    samplegold.write(sample, lake.zone_uri(settings, "gold"))
     return settings, sample
 
 
@@ -185,7 +186,7 @@ def test_responses_carry_etag_and_cache_control_and_honour_if_none_match(
 
 def test_cache_serves_until_gold_is_republished_with_a_new_run_id(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
-    gold_uri = settings.zone_uri("gold")
+    gold_uri = lake.zone_uri(settings, "gold")
     samplegold.write(samplegold.build(days=3, run_id="run-a"), gold_uri)
     url = "/v1/prices/AAPL?start=2024-01-01&end=2024-01-31"
     with running_server(create_app(settings)) as base, httpx.Client(base_url=base) as http:
@@ -233,8 +234,8 @@ def test_cache_evicts_the_least_recently_used_entry_beyond_its_size() -> None:
 
 def test_a_missing_mart_gives_503_naming_the_mart(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
-    samplegold.write(samplegold.build(days=2), settings.zone_uri("gold"))
-    (Path(settings.zone_uri("gold")) / "marts" / "dim_company.parquet").unlink()
+    samplegold.write(samplegold.build(days=2), lake.zone_uri(settings, "gold"))
+    (Path(lake.zone_uri(settings, "gold")) / "marts" / "dim_company.parquet").unlink()
     with running_server(create_app(settings, config=ApiConfig(cache_ttl=0))) as base:
         response = httpx.get(f"{base}/v1/companies/AAPL", headers=AUTH)
     assert response.status_code == 503 and "dim_company is missing" in response.json()["detail"]
@@ -323,7 +324,7 @@ def test_serve_command_answers_on_the_configured_port(
     root = Path(__file__).resolve().parent.parent
     env = {
         **os.environ,
-        "FINKS_LAKE_URI": gold[0].lake_root,
+        "FINKS_LAKE_URI": lake.lake_root(gold[0]),
         "FINKS_STATE_DIR": str(tmp_path),
         "FINKS_API_PORT": str(port),
         "FINKS_API_KEY": KEY,

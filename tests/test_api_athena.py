@@ -14,9 +14,11 @@ from api import queries, samplegold
 from api.app import create_app
 from api.athena import AthenaBackend, literal
 from api.backends import DuckDBBackend
-from api.gold import aws_client_kwargs, read_published
+from core.gold import read_published
+from core.aws import client_kwargs
 from api.server import running_server
-from finks.settings import Settings, load_settings
+from core.settings import Settings, load_settings
+from core import lake
 
 REGION = "ca-central-1"
 KEY = "cloud-key"
@@ -46,10 +48,10 @@ def s3_settings(moto_url: str, tmp_path: Path) -> Settings:
         api_key=KEY,
         state_dir=str(tmp_path),
     )
-    s3 = boto3.client("s3", **aws_client_kwargs(settings))
+    s3 = boto3.client("s3", **client_kwargs(settings))
     for zone in ("gold", "logs"):
         s3.create_bucket(
-            Bucket=settings.bucket(zone), CreateBucketConfiguration={"LocationConstraint": REGION}
+            Bucket=lake.bucket(settings, zone), CreateBucketConfiguration={"LocationConstraint": REGION}
         )
     return settings
 
@@ -158,7 +160,7 @@ def test_athena_backend_sends_parameterized_sql_and_types_the_results(
     assert sent["QueryExecutionContext"]["Database"] == "finks_local_gold"
     assert sent["ExecutionParameters"] == ["'AAPL'", "'2024-01-01'", "'2024-01-31'"]
     assert sent["ResultConfiguration"]["OutputLocation"].startswith(
-        f"s3://{s3_settings.bucket('logs')}/athena-results/"
+        f"s3://{lake.bucket(s3_settings, 'logs')}/athena-results/"
     )
 
 
@@ -166,9 +168,9 @@ def test_app_on_athena_serves_prices_with_freshness_from_s3(
     moto_url: str, s3_settings: Settings
 ) -> None:
     sample = samplegold.build(days=2, run_id="cloud-run")
-    s3 = boto3.client("s3", **aws_client_kwargs(s3_settings))
+    s3 = boto3.client("s3", **client_kwargs(s3_settings))
     s3.put_object(
-        Bucket=s3_settings.bucket("gold"),
+        Bucket=lake.bucket(s3_settings, "gold"),
         Key="_published.json",
         Body=sample.files["_published.json"],
     )
@@ -210,9 +212,9 @@ def test_app_on_athena_serves_prices_with_freshness_from_s3(
 
 
 def test_duckdb_backend_reads_gold_parquet_from_s3(s3_settings: Settings) -> None:
-    s3 = boto3.client("s3", **aws_client_kwargs(s3_settings))
+    s3 = boto3.client("s3", **client_kwargs(s3_settings))
     samplegold.write(
-        samplegold.build(days=3, run_id="s3-run"), s3_settings.zone_uri("gold"), s3_client=s3
+        samplegold.build(days=3, run_id="s3-run"), lake.zone_uri(s3_settings, "gold"), s3_client=s3
     )
 
     published = read_published(s3_settings)
@@ -228,14 +230,14 @@ def test_published_is_none_when_the_gold_bucket_has_no_publication(s3_settings: 
 def test_a_dedicated_workgroup_supplies_the_result_location(
     moto_url: str, s3_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    workgroup = f"{s3_settings.bucket('logs')}-api"
+    workgroup = f"{lake.bucket(s3_settings, 'logs')}-api"
     monkeypatch.setenv("FINKS_ATHENA_WORKGROUP", workgroup)
     monkeypatch.setenv("FINKS_ATHENA_SCHEMA", "finks_dev_gold")
     backend = AthenaBackend.from_settings(s3_settings)
     backend.client.create_work_group(
         Name=workgroup,
         Configuration={
-            "ResultConfiguration": {"OutputLocation": f"s3://{s3_settings.bucket('logs')}/wg/"},
+            "ResultConfiguration": {"OutputLocation": f"s3://{lake.bucket(s3_settings, 'logs')}/wg/"},
             "EnforceWorkGroupConfiguration": True,
         },
     )

@@ -9,6 +9,7 @@ import pytest
 from api import samplegold
 from finks.checks import CheckContext, CheckFailed
 from validation import api as checks
+from core import lake
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,7 +37,7 @@ def test_endpoints_check_passes_on_published_gold(
 ) -> None:
     ctx = context(tmp_path, monkeypatch)
     samplegold.write(
-        samplegold.build(days=4, run_id="published-run"), str(ctx.settings.zone_uri("gold"))
+        samplegold.build(days=4, run_id="published-run"), str(lake.zone_uri(ctx.settings, "gold"))
     )
 
     evidence = checks.endpoints_work(ctx)
@@ -49,7 +50,7 @@ def test_endpoints_check_fails_when_a_mart_is_unreadable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ctx = context(tmp_path, monkeypatch)
-    gold = Path(ctx.settings.zone_uri("gold"))
+    gold = Path(lake.zone_uri(ctx.settings, "gold"))
     samplegold.write(samplegold.build(days=2), str(gold))
     (gold / "marts" / "fct_portfolio_positions.parquet").write_bytes(b"not parquet")
 

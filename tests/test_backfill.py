@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from core.lake import zone_uri
 
 
 @pytest.fixture
 def backfill_lake(local_stack: Any, fmp_sim: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from finks.settings import load_settings
+    from core.settings import load_settings
 
     monkeypatch.setenv("FINKS_LAKE_URI", str(tmp_path / "lake"))
     monkeypatch.setenv("FMP_BASE_URL", fmp_sim.base_url)
@@ -44,7 +45,7 @@ def test_failed_date_is_reported_and_rerun_resumes(backfill_lake: Any) -> None:
     assert second["skipped"] == 4 and second["ran"] == 1 and second["failed"] == []
     assert second["gold"] == "published"
     assert {r["date"]: r["status"] for r in second["results"]}["2024-03-13"] == "ok"
-    silver = Path(lake.zone_uri("silver"), "eod_prices")
+    silver = Path(zone_uri(lake, "silver"), "eod_prices")
     assert sorted(p.name for p in silver.glob("date=*")) == [f"date=2024-03-{d}" for d in (11, 12, 13, 14, 15)]
 
 
@@ -64,7 +65,7 @@ def test_backfill_progress_is_visible_on_the_server(backfill_lake: Any) -> None:
 
 
 def test_empty_range_is_a_usage_error() -> None:
-    from finks.errors import UsageError
+    from core.errors import UsageError
     from flows.backfill import backfill_flow
 
     with pytest.raises(UsageError, match="end 2024-03-01 is before start 2024-03-05"):

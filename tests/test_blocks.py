@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from core import lake
 
 pytestmark = pytest.mark.services
 
@@ -46,7 +47,7 @@ def test_loaded_blocks_reach_the_emulator(local_stack: Any) -> None:
     creds = blocks[n["aws"]]
     assert creds.aws_client_parameters.endpoint_url == local_stack.s3_endpoint
     bronze = blocks[n["bronze"]]
-    assert bronze.bucket_name == local_stack.bucket("bronze")
+    assert bronze.bucket_name == lake.bucket(local_stack, "bronze")
     bronze.write_path("_blocks_test/hello.txt", b"hello")
     assert bronze.read_path("_blocks_test/hello.txt") == b"hello"
     assert blocks[n["fmp"]].get() == "simulator"
@@ -54,8 +55,8 @@ def test_loaded_blocks_reach_the_emulator(local_stack: Any) -> None:
 
 
 def test_cloud_environment_without_fmp_key_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from finks.errors import ConfigError
-    from finks.settings import load_settings
+    from core.errors import ConfigError
+    from core.settings import load_settings
     from flows.blocks import desired_blocks
 
     monkeypatch.delenv("FMP_API_KEY", raising=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from finks.errors import PlanError, UsageError
+from core.errors import PlanError, UsageError
 from finks.graph import schedule, select, waves
 from finks.loader import load_plan
 from tests.planbuilder import session, write_plan

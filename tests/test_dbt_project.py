@@ -11,12 +11,14 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from finks.errors import ConfigError, UsageError
+from core.errors import ConfigError, UsageError
 from jobs.bronze_to_silver import run
-from jobs.dbt import MARTS, PROJECT_DIR, DbtResult, read_published, run_dbt
+from core.gold import MARTS, read_published
+from jobs.dbt import PROJECT_DIR, DbtResult, run_dbt
 from jobs.quality import latest_quality
 from jobs.testdata import generate_bronze, trading_days
 from tests.fixtures.lake import END_DATE, HOLDING_SYMBOLS, lake_settings
+from core import lake
 
 CONTRACT = {
     "fct_daily_prices": ["symbol", "date", "open", "high", "low", "close", "volume", "vwap", "change",
@@ -40,7 +42,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, DbtResult]:
 
 
 def _gold(settings: Any, model: str) -> list[dict[str, Any]]:
-    return pq.read_table(f"{settings.zone_uri('gold')}/marts/{model}.parquet").to_pylist()
+    return pq.read_table(f"{lake.zone_uri(settings, 'gold')}/marts/{model}.parquet").to_pylist()
 
 
 def test_build_passes_every_test_and_publishes_the_contract_marts(built: tuple[Any, DbtResult]) -> None:
@@ -51,11 +53,12 @@ def test_build_passes_every_test_and_publishes_the_contract_marts(built: tuple[A
     assert all(n.status in ("success", "pass") for n in result.nodes), [
         (n.name, n.status) for n in result.nodes if n.status not in ("success", "pass")]
     for model, columns in CONTRACT.items():
-        schema = pq.read_schema(f"{settings.zone_uri('gold')}/marts/{model}.parquet")
+        schema = pq.read_schema(f"{lake.zone_uri(settings, 'gold')}/marts/{model}.parquet")
         assert schema.names == columns, model
     published = read_published(settings)
-    assert published["run_id"] == result.run_id and sorted(published["models"]) == sorted(MARTS)
-    assert published["tests_passed"] == len(result.tests)
+    assert published is not None
+    assert published.run_id == result.run_id and sorted(published.models) == sorted(MARTS)
+    assert published.tests_passed == len(result.tests)
     assert set(result.freshness.values()) == {"pass"}
 
 
@@ -81,7 +84,7 @@ def test_positions_value_shares_at_the_close(built: tuple[Any, DbtResult]) -> No
 
 def test_quality_record_counts_the_run(built: tuple[Any, DbtResult]) -> None:
     settings, result = built
-    record = json.loads(Path(settings.zone_uri("gold"), "_quality", f"{result.run_id}.json").read_text())
+    record = json.loads(Path(lake.zone_uri(settings, "gold"), "_quality", f"{result.run_id}.json").read_text())
     assert record["tests_run"] == len(result.tests) > 50
     assert record["tests_failed"] == 0 and record["quality_score"] == 1.0 and record["published"]
     assert latest_quality(settings)["run_id"] == result.run_id
@@ -89,9 +92,9 @@ def test_quality_record_counts_the_run(built: tuple[Any, DbtResult]) -> None:
 
 def test_failing_test_keeps_previous_gold_and_names_the_test(built: tuple[Any, DbtResult]) -> None:
     settings, good = built
-    marts = Path(settings.zone_uri("gold"), "marts")
+    marts = Path(lake.zone_uri(settings, "gold"), "marts")
     before = {m: (marts / f"{m}.parquet").read_bytes() for m in MARTS}
-    silver = Path(settings.zone_uri("silver"), "eod_prices", f"date={END_DATE}", "part-0.parquet")
+    silver = Path(lake.zone_uri(settings, "silver"), "eod_prices", f"date={END_DATE}", "part-0.parquet")
     original = silver.read_bytes()
     table = pq.read_table(silver)
     broken = table.set_column(table.schema.get_field_index("high"), "high",
@@ -104,7 +107,7 @@ def test_failing_test_keeps_previous_gold_and_names_the_test(built: tuple[Any, D
     assert not failed.ok and not failed.published
     assert any(name.startswith("expression_is_true_fct_daily_prices") for name in failed.failed_tests)
     assert "previous gold left in place" in failed.publish_note
-    assert read_published(settings)["run_id"] == good.run_id
+    assert read_published(settings).run_id == good.run_id
     assert {m: (marts / f"{m}.parquet").read_bytes() for m in MARTS} == before
     assert latest_quality(settings)["tests_failed"] == len(failed.failed_tests) > 0
 
@@ -154,8 +157,8 @@ def test_athena_write_audit_publish_audits_in_its_own_schema_before_publishing()
 
 
 def test_athena_target_without_the_adapter_is_a_clear_error(tmp_path) -> None:
-    from finks.errors import ConfigError
-    from finks.settings import load_settings
+    from core.errors import ConfigError
+    from core.settings import load_settings
     from jobs.dbt import run_dbt
 
     settings = load_settings(env="local", state_dir=tmp_path)

@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 from finks.devstack import down, status, up
 from finks.devstack.cli import app
 from finks.devstack.procs import free_port, port_in_use
-from finks.errors import ServiceError, UsageError
-from finks.settings import Settings, load_settings
+from core.errors import ServiceError, UsageError
+from core.settings import Settings, load_settings
+from core import lake
 
 
 @pytest.fixture
@@ -102,12 +103,12 @@ def test_reset_refuses_without_confirmation_when_not_interactive(idle: Settings)
 
 
 def test_reset_yes_wipes_prefect_home_logs_and_lake(idle: Settings) -> None:
-    for path in (idle.prefect_home, idle.dev_dir, Path(idle.zone_uri("bronze"))):
+    for path in (idle.prefect_home, idle.dev_dir, Path(lake.zone_uri(idle, "bronze"))):
         path.mkdir(parents=True, exist_ok=True)
         (path / "marker").write_text("x")
     result = CliRunner().invoke(app, ["reset", "--yes"])
     assert result.exit_code == 0, result.output
-    assert not idle.prefect_home.exists() and not Path(idle.lake_root).exists()
+    assert not idle.prefect_home.exists() and not Path(lake.lake_root(idle)).exists()
 
 
 def test_logs_of_an_unknown_service_says_which_exist(idle: Settings) -> None:
@@ -178,7 +179,7 @@ def test_services_start_with_sigint_restored_even_when_the_caller_ignores_it(tmp
 
 def test_the_stack_and_its_bootstrap_refuse_aws_environments(idle: Settings) -> None:
     from finks.devstack import bootstrap_data_plane
-    from finks.errors import ConfigError
+    from core.errors import ConfigError
 
     prod = load_settings(env="prod")
     with pytest.raises(UsageError, match="only for env 'local'"):

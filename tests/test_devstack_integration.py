@@ -10,9 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from finks.checks import CheckContext
-from finks.devstack import aws_client, down, status, up
+from core.aws import client as aws_client
+from finks.devstack import down, status, up
 from finks.devstack.cli import app
-from finks.settings import Settings
+from core.settings import Settings
+from core import lake
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -53,7 +55,7 @@ def test_second_up_reports_running_services_and_keeps_their_pids(local_stack: Se
 
 def test_s3_put_get_list_and_versioning_through_the_emulator(local_stack: Settings) -> None:
     s3 = aws_client(local_stack, "s3")
-    bucket = local_stack.bucket("silver")
+    bucket = lake.bucket(local_stack, "silver")
     s3.put_object(Bucket=bucket, Key="t/a.txt", Body=b"one")
     s3.put_object(Bucket=bucket, Key="t/a.txt", Body=b"two")
     assert s3.get_object(Bucket=bucket, Key="t/a.txt")["Body"].read() == b"two"
@@ -64,14 +66,14 @@ def test_s3_put_get_list_and_versioning_through_the_emulator(local_stack: Settin
 
 def test_emulator_restart_is_rebootstrapped_by_up(local_stack: Settings) -> None:
     s3 = aws_client(local_stack, "s3")
-    s3.put_object(Bucket=local_stack.bucket("gold"), Key="ephemeral", Body=b"x")
+    s3.put_object(Bucket=lake.bucket(local_stack, "gold"), Key="ephemeral", Body=b"x")
     assert down(local_stack, ["moto"]) == {"moto": "stopped"}
     st = up(local_stack)
     assert st.services["moto"].action == "started"
-    assert "s3://" + local_stack.bucket("gold") in st.bootstrap["created"]
+    assert "s3://" + lake.bucket(local_stack, "gold") in st.bootstrap["created"]
     s3 = aws_client(local_stack, "s3")
-    assert s3.get_bucket_versioning(Bucket=local_stack.bucket("gold"))["Status"] == "Enabled"
-    assert "Contents" not in s3.list_objects_v2(Bucket=local_stack.bucket("gold"))
+    assert s3.get_bucket_versioning(Bucket=lake.bucket(local_stack, "gold"))["Status"] == "Enabled"
+    assert "Contents" not in s3.list_objects_v2(Bucket=lake.bucket(local_stack, "gold"))
 
 
 def test_s1_and_s3_checks_pass_against_the_stack(local_stack: Settings, tmp_path: Path) -> None:

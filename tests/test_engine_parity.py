@@ -11,6 +11,7 @@ import pytest
 from jobs.bronze_to_silver import run
 from jobs.engines import SparkEngine
 from tests.fixtures.lake import BronzeLake, lake_settings
+from core import lake
 
 pytestmark = pytest.mark.spark
 
@@ -28,15 +29,15 @@ def test_duckdb_and_spark_write_identical_silver_and_quarantine_counts(
         bronze: BronzeLake, spark: object, tmp_path: Path) -> None:
     day = bronze.dates[1]   # has duplicates, nulls, restatements, a missing symbol, malformed records
     other = lake_settings(tmp_path / "spark")
-    shutil.copytree(bronze.settings.zone_uri("bronze"), other.zone_uri("bronze"))
+    shutil.copytree(lake.zone_uri(bronze.settings, "bronze"), lake.zone_uri(other, "bronze"))
     duck = run(bronze.settings, day, engine="duckdb")
     sprk = run(other, day, engine_instance=SparkEngine(spark))
     assert sprk.engine == "spark"
     for d, s in zip(duck.datasets, sprk.datasets):
         assert (d.rows_read, d.rows_written, d.deduplicated, d.reasons) == \
                (s.rows_read, s.rows_written, s.deduplicated, s.reasons), d.dataset
-        a = Path(bronze.settings.zone_uri("silver")) / d.dataset / f"date={day}" / "part-0.parquet"
-        b = Path(other.zone_uri("silver")) / d.dataset / f"date={day}" / "part-0.parquet"
+        a = Path(lake.zone_uri(bronze.settings, "silver")) / d.dataset / f"date={day}" / "part-0.parquet"
+        b = Path(lake.zone_uri(other, "silver")) / d.dataset / f"date={day}" / "part-0.parquet"
         assert _schema(a) == _schema(b), d.dataset
         assert _rows(a) == _rows(b), d.dataset
         assert d.rows_written > 0 and d.quarantined > 0
@@ -49,7 +50,7 @@ def test_glue_script_runs_with_glue_style_arguments(bronze: BronzeLake, spark: o
 
     day = bronze.dates[0]
     target = tmp_path / "glue-silver"
-    code = main(["glue_bronze_to_silver.py", "--SOURCE", bronze.settings.zone_uri("bronze"),
+    code = main(["glue_bronze_to_silver.py", "--SOURCE", lake.zone_uri(bronze.settings, "bronze"),
                  "--TARGET", str(target), "--DATE", day, "--DATASETS", "eod_prices"])
     assert code == 0
     written = pq.read_table(target / "eod_prices" / f"date={day}" / "part-0.parquet")

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from core import lake
 
 DAY1 = "2024-03-14"
 DAY2 = "2024-03-15"
@@ -51,7 +52,7 @@ def day1_lake(local_stack: Any, sim: Any, tmp_path_factory: pytest.TempPathFacto
 @pytest.fixture
 def pipeline(local_stack: Any, sim: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """A fresh lake for this test, the simulator as FMP, fast retries; returns the settings."""
-    from finks.settings import load_settings
+    from core.settings import load_settings
 
     monkeypatch.setenv("FINKS_LAKE_URI", str(tmp_path / "lake"))
     monkeypatch.setenv("FMP_BASE_URL", sim.base_url)
@@ -65,7 +66,7 @@ def after_day1(pipeline: Any, day1_lake: tuple[Path, dict[str, Any]]) -> Any:
     """This test's lake starts as a copy of the DAY1 lake."""
     import shutil
 
-    shutil.copytree(day1_lake[0], pipeline.lake_root)
+    shutil.copytree(day1_lake[0], lake.lake_root(pipeline))
     return pipeline
 
 
@@ -81,7 +82,7 @@ def _moto_transition(settings: Any, model: str, transition: dict[str, Any] | Non
 @pytest.fixture
 def glue_job(local_stack: Any) -> Iterator[str]:
     from flows.glue import job_name
-    from flows.lake import aws_client
+    from core.aws import client as aws_client
 
     glue = aws_client(local_stack, "glue")
     name = job_name(local_stack)
@@ -97,7 +98,7 @@ def glue_job(local_stack: Any) -> Iterator[str]:
 def _silver_tables(settings: Any, day: str) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
-    root = Path(settings.zone_uri("silver"))
+    root = Path(lake.zone_uri(settings, "silver"))
     return {p.parent.parent.name: _canonical(pq.read_table(p)) for p in sorted(root.glob(f"*/date={day}/*.parquet"))
             if not p.parts[-4].startswith("_")}
 
@@ -113,11 +114,11 @@ def _canonical(table: Any) -> Any:
 def _gold_tables(settings: Any) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
-    return {p.stem: _canonical(pq.read_table(p)) for p in sorted(Path(settings.zone_uri("gold"), "marts").glob("*.parquet"))}
+    return {p.stem: _canonical(pq.read_table(p)) for p in sorted(Path(lake.zone_uri(settings, "gold"), "marts").glob("*.parquet"))}
 
 
 def _published(settings: Any) -> dict[str, Any] | None:
-    path = Path(settings.zone_uri("gold"), "_published.json")
+    path = Path(lake.zone_uri(settings, "gold"), "_published.json")
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -216,7 +217,7 @@ def test_dbt_quality_gate(after_day1: Any) -> None:
     bad = good.set_column(good.schema.get_field_index("date"), "date",
                           pa.array([dt.date(2024, 3, 13)] * good.num_rows, good.schema.field("date").type))
     bad = bad.set_column(bad.schema.get_field_index("high"), "high", pc.subtract(bad["low"], 1.0))
-    target = Path(pipeline.zone_uri("silver"), "eod_prices", "date=2024-03-13", "part-0.parquet")
+    target = Path(lake.zone_uri(pipeline, "silver"), "eod_prices", "date=2024-03-13", "part-0.parquet")
     target.parent.mkdir(parents=True)
     pq.write_table(bad, target)
 
@@ -289,7 +290,7 @@ def test_rerun_leaves_identical_silver_and_gold(after_day1: Any) -> None:
 @pytest.mark.services
 def test_glue_run_is_followed_through_its_states(local_stack: Any, glue_job: str) -> None:
     from flows.glue import job_arguments, run_glue_job
-    from flows.lake import aws_client
+    from core.aws import client as aws_client
 
     _moto_transition(local_stack, "glue::job_run", {"progression": "time", "seconds": 0.5})
     run = run_glue_job(aws_client(local_stack, "glue"), glue_job,
@@ -319,7 +320,7 @@ def ecs_cluster(local_stack: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
     """The ECS cluster and task definitions the infrastructure would create, in moto;
     tasks run to STOPPED at once (moto's state manager)."""
     from flows.blocks import apply_blocks, ecs_task_settings
-    from flows.lake import aws_client
+    from core.aws import client as aws_client
 
     subnet = aws_client(local_stack, "ec2").describe_subnets()["Subnets"][0]["SubnetId"]
     monkeypatch.setenv("FINKS_ECS_SUBNETS", subnet)
@@ -356,7 +357,7 @@ def test_ecs_task_that_never_stops_times_out_and_is_stopped(ecs_cluster: Any) ->
     from flows.blocks import load_ecs_settings
     from flows.ecs import run_ecs_task
     from flows.errors import EcsTaskFailed
-    from flows.lake import aws_client
+    from core.aws import client as aws_client
 
     _moto_transition(ecs_cluster, "ecs::task", {"progression": "manual", "times": 10**9})
     request = load_ecs_settings(ecs_cluster).run_task_request("dbt", ["dbt", "build"], {})
@@ -366,7 +367,7 @@ def test_ecs_task_that_never_stops_times_out_and_is_stopped(ecs_cluster: Any) ->
 
 @pytest.mark.services
 def test_notifier_publishes_to_sns(local_stack: Any) -> None:
-    from flows.lake import aws_client
+    from core.aws import client as aws_client
     from flows.notify import Notifier, topic_name
 
     sns, sqs = aws_client(local_stack, "sns"), aws_client(local_stack, "sqs")
@@ -415,7 +416,7 @@ def test_pipeline_command_rejects_a_bad_date_before_touching_anything() -> None:
     import typer
     from typer.testing import CliRunner
 
-    from finks.errors import UsageError
+    from core.errors import UsageError
     from flows.cli import register
 
     app = typer.Typer()
@@ -433,7 +434,7 @@ def test_ecs_pool_template_renders_into_a_fargate_run_request(monkeypatch: pytes
 
     from prefect_aws.workers.ecs_worker import ECSJobConfiguration
 
-    from finks.settings import load_settings
+    from core.settings import load_settings
     from flows.deploy import ecs_base_job_template, image, work_pool
 
     monkeypatch.setenv("FINKS_ECS_SUBNETS", "subnet-0aaa,subnet-0bbb")

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from connectors.fmp.cli import app
 from connectors.fmp.simulator import Faults
-from finks.errors import UsageError
+from core.errors import UsageError
 from tests.fixtures.fmp import TEST_KEY, free_port
 
 runner = CliRunner()

@@ -14,6 +14,7 @@ from connectors.fmp.errors import FmpAuthError, FmpQuotaExhausted
 from connectors.fmp.ingest import run_ingest
 from connectors.fmp.simulator import Faults
 from tests.fixtures.fmp import TEST_KEY
+from core import lake
 
 DAY = "2024-03-05"
 FAST: dict[str, Any] = {"max_retries": 1, "backoff_base_s": 0.01, "backoff_max_s": 0.05}
@@ -133,7 +134,7 @@ def test_quotes_land_on_s3_with_the_manifest_last(fmp_sim, fmp_settings, moto_s3
     monkeypatch.delenv("FINKS_LAKE_URI")
     settings = fmp_settings(fmp_sim, storage="s3", s3_endpoint_url=moto_s3_endpoint, bucket_prefix="fmptest")
     s3 = boto3.client("s3", endpoint_url=moto_s3_endpoint, region_name=settings.region)
-    bucket = settings.bucket("bronze")
+    bucket = lake.bucket(settings, "bronze")
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": settings.region})
     result = run_ingest(settings, DAY, "quotes", symbols=["AAPL", "MSFT"])
     assert result.ok and result.manifest_uri.startswith(f"s3://{bucket}/fmp/quotes/date={DAY}/ingested_at=")

@@ -93,7 +93,7 @@ def test_fmp_sim_command_serves_until_stopped(tmp_path) -> None:
 def test_concurrent_runs_share_the_started_simulator(tmp_path, monkeypatch) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from finks.settings import load_settings
+    from core.settings import load_settings
 
     for name in ("FMP_API_KEY", "FMP_BASE_URL"):
         monkeypatch.delenv(name, raising=False)

@@ -61,14 +61,14 @@ def test_check_exits_1_listing_violations(tmp_path: Path) -> None:
 
 
 def test_unknown_environment_is_a_usage_error() -> None:
-    from finks.errors import UsageError
+    from core.errors import UsageError
 
     result = runner.invoke(app, ["plan", "--env", "qa"])
     assert isinstance(result.exception, UsageError) and "qa" in str(result.exception)
 
 
 def test_up_requires_confirmation() -> None:
-    from finks.errors import UsageError
+    from core.errors import UsageError
 
     result = runner.invoke(app, ["up", "--env", "staging"])
     assert isinstance(result.exception, UsageError) and "--yes" in str(result.exception)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from finks.errors import ConfigError
+from core.errors import ConfigError
 from infra import config
 
 

@@ -11,6 +11,7 @@ from infra import criteria
 from infra.config import STACKS, load
 from infra.plan import Plan, plan
 from infra.policies import check
+from core import lake
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pulumi_aws")
 
@@ -79,11 +80,11 @@ def test_stack_outputs_name_the_lake_buckets_and_prefect_url(plans: dict[str, Pl
 
 
 def test_buckets_match_the_settings_model(plans: dict[str, Plan]) -> None:
-    from finks.settings import load_settings
+    from core.settings import load_settings
 
     settings = load_settings(env="prod")
     planned = {b.inputs["bucket"] for b in plans["prod"].of_type("aws:s3/bucket:Bucket")}
-    assert planned == set(settings.buckets.values())
+    assert planned == set(lake.buckets(settings).values())
 
 
 def test_no_secret_value_reaches_any_input(plans: dict[str, Plan]) -> None:

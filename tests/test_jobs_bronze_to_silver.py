@@ -7,13 +7,14 @@ import os
 import pyarrow.parquet as pq
 import pytest
 
-from finks.errors import UsageError
+from core.errors import UsageError
 from jobs.bronze_to_silver import load_result, run
 from tests.fixtures.lake import BronzeLake
+from core import lake
 
 
 def _silver(bronze: BronzeLake, dataset: str, date: str) -> list[dict]:
-    path = f"{bronze.settings.zone_uri('silver')}/{dataset}/date={date}/part-0.parquet"
+    path = f"{lake.zone_uri(bronze.settings, 'silver')}/{dataset}/date={date}/part-0.parquet"
     return pq.read_table(path).to_pylist()
 
 
@@ -47,7 +48,7 @@ def test_latest_ingestion_wins_and_unfinished_ingestions_are_ignored(bronze: Bro
 def test_typed_columns_follow_the_silver_contract(bronze: BronzeLake) -> None:
     day = bronze.dates[0]
     run(bronze.settings, day)
-    schema = pq.read_schema(f"{bronze.settings.zone_uri('silver')}/eod_prices/date={day}/part-0.parquet")
+    schema = pq.read_schema(f"{lake.zone_uri(bronze.settings, 'silver')}/eod_prices/date={day}/part-0.parquet")
     assert schema.names == ["symbol", "date", "open", "high", "low", "close", "volume", "vwap",
                             "change", "change_pct", "ingested_at", "source_file"]
     assert [str(schema.field(c).type) for c in ("date", "close", "volume", "ingested_at")] == [
@@ -60,7 +61,7 @@ def test_typed_columns_follow_the_silver_contract(bronze: BronzeLake) -> None:
 def test_rejects_are_quarantined_with_reason_and_source(bronze: BronzeLake) -> None:
     day = bronze.dates[0]
     run(bronze.settings, day, ["eod_prices"])
-    path = f"{bronze.settings.zone_uri('silver')}/_quarantine/eod_prices/date={day}/part-0.parquet"
+    path = f"{lake.zone_uri(bronze.settings, 'silver')}/_quarantine/eod_prices/date={day}/part-0.parquet"
     rows = pq.read_table(path).to_pylist()
     assert {r["reason"] for r in rows} >= {"non_positive_price", "high_below_low", "malformed_number",
                                           "unparseable_file", "missing_close", "not_an_object"}
@@ -73,7 +74,7 @@ def test_rerun_replaces_only_that_dates_partition(bronze: BronzeLake) -> None:
     first, second = bronze.dates[0], bronze.dates[1]
     run(bronze.settings, first, ["eod_prices"])
     run(bronze.settings, second, ["eod_prices"])
-    other = f"{bronze.settings.zone_uri('silver')}/eod_prices/date={second}/part-0.parquet"
+    other = f"{lake.zone_uri(bronze.settings, 'silver')}/eod_prices/date={second}/part-0.parquet"
     before = os.stat(other).st_mtime_ns
     again = run(bronze.settings, first, ["eod_prices"])
     assert len(_silver(bronze, "eod_prices", first)) == again.get("eod_prices").rows_written

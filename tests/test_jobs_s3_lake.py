@@ -11,11 +11,13 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from finks.settings import load_settings
+from core.settings import load_settings
 from jobs.bronze_to_silver import run
-from jobs.dbt import read_published, run_dbt
+from core.gold import read_published
+from jobs.dbt import run_dbt
 from jobs.testdata import generate_bronze, trading_days
 from tests.fixtures.lake import END_DATE, HOLDING_SYMBOLS
+from core import lake
 
 
 @pytest.fixture
@@ -33,7 +35,7 @@ def s3_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any
                              bucket_prefix=f"finks-t{uuid.uuid4().hex[:8]}")
     s3 = boto3.client("s3", endpoint_url=settings.s3_endpoint, region_name=settings.region,
                       aws_access_key_id="testing", aws_secret_access_key="testing")
-    for bucket in settings.buckets.values():
+    for bucket in lake.buckets(settings).values():
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": settings.region})
     try:
         yield settings
@@ -50,11 +52,11 @@ def test_transform_and_publish_on_an_s3_lake(s3_settings: Any) -> None:
         assert result.get("eod_prices").silver_uri.startswith("s3://")
     fs = pafs.S3FileSystem(endpoint_override=settings.s3_endpoint.split("://")[1], scheme="http",
                            access_key="testing", secret_key="testing", region=settings.region)
-    silver = f"{settings.bucket('silver')}/quotes/date={END_DATE}/part-0.parquet"
+    silver = f"{lake.bucket(settings, 'silver')}/quotes/date={END_DATE}/part-0.parquet"
     assert pq.read_table(silver, filesystem=fs).num_rows == gen.expected["quotes", END_DATE].rows
 
     built = run_dbt(settings, quiet=True)
     assert built.ok and built.published, (built.error, built.failed_tests)
-    assert read_published(settings)["run_id"] == built.run_id
-    gold = f"{settings.bucket('gold')}/marts/daily_portfolio_summary.parquet"
+    assert read_published(settings).run_id == built.run_id
+    gold = f"{lake.bucket(settings, 'gold')}/marts/daily_portfolio_summary.parquet"
     assert pq.read_table(gold, filesystem=fs).num_rows > 0

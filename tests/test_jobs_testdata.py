@@ -6,13 +6,14 @@ import gzip
 import json
 from pathlib import Path
 
-from finks.settings import Settings
+from core.settings import Settings
 from jobs.testdata import Defects, generate_bronze, synthetic_symbols, trading_days
+from core.lake import zone_uri
 
 
 def test_layout_matches_the_connector_contract(lake: Settings) -> None:
     gen = generate_bronze(lake, ["AAPL", "MSFT"], ["2024-03-15"], "none")
-    day = Path(lake.zone_uri("bronze"), "fmp", "eod", "date=2024-03-15")
+    day = Path(zone_uri(lake, "bronze"), "fmp", "eod", "date=2024-03-15")
     (ingestion,) = list(day.iterdir())
     assert ingestion.name.startswith("ingested_at=") and ingestion.name.endswith("Z")
     manifest = json.loads((ingestion / "_manifest.json").read_text())

@@ -14,7 +14,7 @@ def test_metrics_reach_cloudwatch(local_stack: Any) -> None:
     import uuid
 
     from flows import metrics
-    from flows.lake import aws_client
+    from core.aws import client as aws_client
 
     tag = uuid.uuid4().hex[:8]
     sent = metrics.emit(local_stack, [
@@ -39,7 +39,7 @@ def test_metrics_reach_cloudwatch(local_stack: Any) -> None:
 
 def test_metrics_are_logged_even_when_cloudwatch_is_unreachable(caplog: pytest.LogCaptureFixture) -> None:
     from finks.devstack.procs import free_port
-    from finks.settings import load_settings
+    from core.settings import load_settings
     from flows import metrics
 
     settings = load_settings(env="local", moto_port=free_port())  # nothing listens there

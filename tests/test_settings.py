@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from finks.errors import ConfigError
-from finks.settings import load_settings
+from core.errors import ConfigError
+from core.settings import load_settings
+from core import lake
 
 
 @pytest.fixture(autouse=True)
@@ -23,7 +24,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_local_defaults_derive_from_the_environment_switch(tmp_path: Path) -> None:
     s = load_settings(state_dir=tmp_path)
     assert (s.env, s.storage, s.engine, s.dbt_target, s.region) == ("local", "local", "duckdb", "local", "ca-central-1")
-    assert s.zone_uri("bronze") == str(tmp_path / "lake" / "bronze")
+    assert lake.zone_uri(s, "bronze") == str(tmp_path / "lake" / "bronze")
     assert s.s3_endpoint == "http://127.0.0.1:5000"
     assert s.prefect_api == "http://127.0.0.1:4200/api"
     assert s.database_kind == "sqlite" and s.prefect_database_url is None
@@ -33,9 +34,9 @@ def test_local_defaults_derive_from_the_environment_switch(tmp_path: Path) -> No
 def test_aws_environments_use_s3_spark_and_athena() -> None:
     s = load_settings(env="prod")
     assert (s.storage, s.engine, s.dbt_target) == ("s3", "spark", "athena")
-    assert s.zone_uri("gold") == "s3://finks-prod-gold"
+    assert lake.zone_uri(s, "gold") == "s3://finks-prod-gold"
     assert s.s3_endpoint is None
-    assert s.buckets == {z: f"finks-prod-{z}" for z in ("bronze", "silver", "gold", "logs")}
+    assert lake.buckets(s) == {z: f"finks-prod-{z}" for z in ("bronze", "silver", "gold", "logs")}
     assert s.glue_database == "finks_prod_lake"
     assert s.fmp_secret_name == "finks/prod/fmp-api-key"
 
@@ -104,7 +105,7 @@ def test_config_show_prints_effective_settings_without_secrets(monkeypatch: pyte
 
 
 def test_env_example_documents_every_settings_variable() -> None:
-    from finks.settings import REPO_ROOT, Settings, variable_name
+    from core.settings import REPO_ROOT, Settings, variable_name
 
     text = (REPO_ROOT / ".env.example").read_text()
     missing = [variable_name(f) for f in Settings.model_fields if variable_name(f) not in text]

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from finks.checks import CheckContext, CheckFailed, Evidence
+from core import lake
 
 ENDPOINTS = (
     "/v1/health",
@@ -58,9 +59,9 @@ def endpoints_work(ctx: CheckContext) -> Evidence:
     import httpx
 
     from api.app import create_app
-    from api.gold import mart_uri, published_uri, read_published
+    from core.gold import mart_uri, published_uri, read_published
     from api.server import running_server
-    from finks.settings import load_settings
+    from core.settings import load_settings
 
     base = ctx.settings
     published = read_published(base)
@@ -160,7 +161,7 @@ def endpoints_work(ctx: CheckContext) -> Evidence:
 
 
 def _sample_settings(ctx: CheckContext, key: str, lake: Any) -> Any:
-    from finks.settings import load_settings
+    from core.settings import load_settings
 
     return load_settings(
         env="local", root=ctx.root, lake_uri=str(lake), storage="local", api_key=key
@@ -178,7 +179,7 @@ def cache_works(ctx: CheckContext) -> Evidence:
 
     key = secrets.token_urlsafe(16)
     settings = _sample_settings(ctx, key, ctx.work_dir / "lake")
-    gold = settings.zone_uri("gold")
+    gold = lake.zone_uri(settings, "gold")
     samplegold.write(samplegold.build(run_id="cache-run-1"), gold)
     url_path = "/v1/prices/AAPL?start=2024-01-01&end=2024-01-31"
     figures: dict[str, Any] = {}
@@ -267,7 +268,7 @@ def openapi_documented(ctx: CheckContext) -> Evidence:
     from api import openapi
     from api.app import create_app
     from api.server import running_server
-    from finks.settings import load_settings
+    from core.settings import load_settings
 
     problems: list[str] = []
     spec = openapi.spec()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from finks.checks import CheckContext, CheckFailed, Evidence
+from core import lake
 
 PROBE_KEY = "probe-key-7d1e40c2b9"  # a fake key that must never land anywhere
 DAY = "2024-03-05"
@@ -31,7 +32,7 @@ def _free_port() -> int:
 
 
 def _settings(ctx: CheckContext, sim: Any, name: str, **overrides: Any) -> Any:
-    from finks.settings import load_settings
+    from core.settings import load_settings
 
     values: dict[str, Any] = {"state_dir": ctx.work_dir / name / "state",
                               "lake_uri": str(ctx.work_dir / name / "lake"), "fmp_base_url": sim.base_url,
@@ -236,7 +237,7 @@ def lands_in_bronze(ctx: CheckContext) -> Evidence:
                 extra = {"storage": "s3", "lake_uri": None, "s3_endpoint_url": f"http://127.0.0.1:{port}"} \
                     if storage == "s3" else {}
                 settings = _settings(ctx, sim, f"land-{storage}", **extra)
-                store = open_store(settings.zone_uri("bronze"), settings)
+                store = open_store(lake.zone_uri(settings, "bronze"), settings)
                 if isinstance(store, S3Store):
                     store.client.create_bucket(Bucket=store.bucket, CreateBucketConfiguration={
                         "LocationConstraint": settings.region})
@@ -326,7 +327,7 @@ def full_extraction(ctx: CheckContext) -> Evidence:
         want_ok = len(manifest["symbols"]) if dataset != "eod" or day_is_trading(day) else 0
         _require(result["counts"]["failed"] == 0 and result["counts"]["ok"] == want_ok,
                  f"{dataset}: not every symbol extracted", figures)
-    default_lake = Path(ctx.settings.zone_uri("bronze"))
+    default_lake = Path(lake.zone_uri(ctx.settings, "bronze"))
     figures["sample_day_in_default_lake"] = (default_lake / "fmp" / "quotes" / f"date={day}").is_dir()
     return Evidence(f"quotes, profiles and EOD for {day} extracted by `python -m connectors.fmp ingest` "
                     f"(simulator started on demand) into bronze with verified manifests", figures)
@@ -353,4 +354,4 @@ def ingest_sample_day(ctx: CheckContext) -> str:
         if not result.ok:
             raise CheckFailed(f"sample day {day}: {dataset} failed for {', '.join(result.failed_symbols)}")
     source = "simulator" if settings.uses_simulator else settings.fmp_url
-    return f"sample day {day} from the {source} into {settings.zone_uri('bronze')}: " + "; ".join(lines)
+    return f"sample day {day} from the {source} into {lake.zone_uri(settings, 'bronze')}: " + "; ".join(lines)

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from finks.checks import CheckContext, CheckFailed, Evidence
-from finks.settings import Settings, load_settings
+from core.settings import Settings, load_settings
+from core import lake
 
 UP_BUDGET_S = 120.0
 
@@ -75,7 +76,8 @@ def stack_up_under_two_minutes(ctx: CheckContext) -> Evidence:
 
 def stack_services_healthy(ctx: CheckContext) -> Evidence:
     """Every running service answers; the Prefect API and the emulator respond to real calls."""
-    from finks.devstack import aws_client, status
+    from core.aws import client as aws_client
+    from finks.devstack import status
 
     settings = ctx.settings
     st = status(settings)
@@ -93,13 +95,13 @@ def stack_services_healthy(ctx: CheckContext) -> Evidence:
     with urllib.request.urlopen(f"{settings.prefect_api}/admin/version", timeout=10) as resp:
         version = json.loads(resp.read())
     buckets = [b["Name"] for b in aws_client(settings, "s3").list_buckets()["Buckets"]]
-    missing = [b for b in settings.buckets.values() if b not in buckets]
+    missing = [b for b in lake.buckets(settings).values() if b not in buckets]
     figures.update(prefect_version=version, prefect_backend=st.prefect_backend, buckets=len(buckets))
     if missing:
         raise CheckFailed(f"emulator lacks buckets {missing}; run 'finks dev up' to bootstrap",
                           figures=figures)
     return Evidence(f"moto and prefect ({st.prefect_backend}, {version}) healthy; "
-                    f"{len(settings.buckets)} lake buckets present", figures=figures)
+                    f"{len(lake.buckets(settings))} lake buckets present", figures=figures)
 
 
 _FLOW_SCRIPT = """
@@ -150,12 +152,12 @@ def prefect_flow_runs_locally(ctx: CheckContext) -> Evidence:
 
 def s3_operations_work(ctx: CheckContext) -> Evidence:
     """put, get, list and versioning through the emulator's S3 API."""
-    from finks.devstack import aws_client
+    from core.aws import client as aws_client
 
     settings = ctx.settings
     _up(settings)
     s3 = aws_client(settings, "s3")
-    bucket = settings.bucket("bronze")
+    bucket = lake.bucket(settings, "bronze")
     prefix = f"_checks/s3-ops-{uuid.uuid4().hex[:8]}/"
     key = prefix + "object.txt"
     s3.put_object(Bucket=bucket, Key=key, Body=b"version one")
@@ -188,12 +190,12 @@ def s3_operations_work(ctx: CheckContext) -> Evidence:
 
 def sample_data_roundtrip(ctx: CheckContext) -> Evidence:
     """A sample bronze ingestion (gzipped FMP-shaped JSON + manifest) uploads and reads back intact."""
-    from finks.devstack import aws_client
+    from core.aws import client as aws_client
 
     settings = ctx.settings
     _up(settings)
     s3 = aws_client(settings, "s3")
-    bucket = settings.bucket("bronze")
+    bucket = lake.bucket(settings, "bronze")
     records = [{"symbol": sym, "name": name, "price": price, "volume": vol, "timestamp": 1732560000}
                for sym, name, price, vol in (("AAPL", "Apple Inc.", 229.87, 42_000_000),
                                              ("MSFT", "Microsoft Corporation", 415.49, 18_000_000))]
@@ -226,7 +228,7 @@ def data_plane_bootstrapped(ctx: CheckContext) -> Evidence:
     settings = ctx.settings
     _up(settings)
     found = describe_data_plane(settings)
-    logs = settings.bucket("logs")
+    logs = lake.bucket(settings, "logs")
     problems = []
     for zone, info in found["buckets"].items():
         if info is None:
@@ -245,7 +247,7 @@ def data_plane_bootstrapped(ctx: CheckContext) -> Evidence:
     if not found["glue_database"]:
         problems.append(f"glue database {settings.glue_database} missing")
     lake = [z for z in ("bronze", "silver", "gold") if settings.storage == "local"
-            and not Path(settings.zone_uri(z)).is_dir()]
+            and not Path(lake.zone_uri(settings, z)).is_dir()]
     if lake:
         problems.append(f"lake dirs missing: {lake}")
     figures = {"buckets": found["buckets"], "secret": settings.fmp_secret_name,

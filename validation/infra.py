@@ -96,7 +96,7 @@ def mypy_passes(ctx: CheckContext) -> Evidence:
 
 def _lint(ctx: CheckContext) -> str:
     """actionlint over the workflows; the tool's absence is reported, not hidden."""
-    from finks.errors import ServiceError
+    from core.errors import ServiceError
     from infra.workflows import actionlint
 
     try:

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from finks.checks import CheckContext, CheckFailed, Evidence
-from finks.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 from validation.prefect_stack import _stack
+from core.lake import zone_uri
 
 SAMPLE_DATE_ENV = "FINKS_PIPELINE_DATE"
 
@@ -113,7 +114,7 @@ def ingestion_flow_completes(ctx: CheckContext) -> Evidence:
     date = _pipeline_date(settings)
     with _fmp(settings):
         result = ingestion_flow(date=date)
-    bronze = Path(settings.zone_uri("bronze"))
+    bronze = Path(zone_uri(settings, "bronze"))
     records: dict[str, int] = {}
     for ds in result:
         manifests = sorted(bronze.glob(f"fmp/{ds}/date={date}/*/_manifest.json"))
@@ -148,7 +149,7 @@ def dbt_flow_generates_gold(ctx: CheckContext) -> Evidence:
     settings = _stack(ctx.settings)
     date = _pipeline_date(settings)
     result = dbt_flow(date=date)
-    marts = Path(settings.zone_uri("gold"), "marts")
+    marts = Path(zone_uri(settings, "gold"), "marts")
     rows = {p.stem: pq.read_metadata(p).num_rows for p in marts.glob("*.parquet")}
     wanted = {"daily_portfolio_summary", "fct_daily_prices", "dim_company", "fct_portfolio_positions"}
     if not wanted <= set(rows) or min(rows[m] for m in wanted) == 0:
@@ -206,7 +207,7 @@ def failures_handled(ctx: CheckContext) -> Evidence:
         finally:
             os.environ.pop("FINKS_TASK_RETRIES", None)
         notes = read_local(lake)
-        silver = list(Path(lake.zone_uri("silver")).glob("*/date=2024-03-14/*.parquet"))
+        silver = list(Path(zone_uri(lake, "silver")).glob("*/date=2024-03-14/*.parquet"))
     if steps != {"ingestion": "failed", "transformation": "not run", "dbt": "not run"} or silver:
         raise CheckFailed("ingestion failure did not stop downstream", figures={"steps": steps, "silver_files": len(silver)})
     if not notes or notes[-1]["level"] != "error":
@@ -222,7 +223,7 @@ def _glue_timeout_scenario(ctx: CheckContext, settings: Settings) -> str:
 
     from flows.errors import GlueJobTimeout
     from flows.glue import job_name, run_glue_job
-    from flows.lake import aws_client
+    from core.aws import client as aws_client
 
     glue = aws_client(settings, "glue")
     name = job_name(settings)
@@ -248,7 +249,7 @@ def flows_idempotent(ctx: CheckContext) -> Evidence:
 
     settings = _stack(ctx.settings)
     date = _pipeline_date(settings)
-    silver_root, gold_root = Path(settings.zone_uri("silver")), Path(settings.zone_uri("gold"))
+    silver_root, gold_root = Path(zone_uri(settings, "silver")), Path(zone_uri(settings, "gold"))
     with _fmp(settings):
         daily_pipeline(date=date)
         silver, gold = _tables(silver_root, f"*/date={date}/*.parquet"), _tables(gold_root, "marts/*.parquet")
@@ -292,14 +293,14 @@ def quality_gate_blocks_publish(ctx: CheckContext) -> Evidence:
     _stack(ctx.settings)
     with _scratch_lake(ctx, "quality-gate") as lake, _fmp(lake):
         daily_pipeline(date="2024-03-14")
-        gold_root = Path(lake.zone_uri("gold"))
+        gold_root = Path(zone_uri(lake, "gold"))
         before = _tables(gold_root, "marts/*.parquet")
         published = (gold_root / "_published.json").read_text()
-        good = pq.read_table(next(Path(lake.zone_uri("silver")).glob("eod_prices/date=2024-03-14/*.parquet")))
+        good = pq.read_table(next(Path(zone_uri(lake, "silver")).glob("eod_prices/date=2024-03-14/*.parquet")))
         bad = good.set_column(good.schema.get_field_index("high"), "high", pc.subtract(good["low"], 1.0))
         bad = bad.set_column(bad.schema.get_field_index("date"), "date",
                              pa.array([__import__("datetime").date(2024, 3, 13)] * bad.num_rows, good.schema.field("date").type))
-        target = Path(lake.zone_uri("silver"), "eod_prices", "date=2024-03-13", "part-0.parquet")
+        target = Path(zone_uri(lake, "silver"), "eod_prices", "date=2024-03-13", "part-0.parquet")
         target.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(bad, target)
         try:
@@ -392,7 +393,7 @@ def backfill_30_days(ctx: CheckContext) -> Evidence:
 
 def custom_metrics_emitted(ctx: CheckContext) -> Evidence:
     from flows import metrics
-    from flows.lake import aws_client
+    from core.aws import client as aws_client
 
     settings = _stack(ctx.settings)
     cw = aws_client(settings, "cloudwatch")

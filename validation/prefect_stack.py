@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from finks.checks import CheckContext, CheckFailed, Evidence
-from finks.settings import Settings
+from core.settings import Settings
 
 
 def _stack(settings: Settings, services: list[str] | None = None) -> Settings:

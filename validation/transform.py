@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from finks.checks import CheckContext, CheckFailed, Evidence
+from core import lake
 
 HOLDINGS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "JPM", "V", "JNJ", "XOM"]
 END = "2024-03-15"
@@ -27,7 +28,7 @@ def _project() -> Path:
 
 def _scratch(ctx: CheckContext, days: int = 3, transform: bool = True) -> tuple[Any, Any]:
     """A lake in the work dir with generated bronze (and silver, if ``transform``)."""
-    from finks.settings import load_settings
+    from core.settings import load_settings
     from jobs.bronze_to_silver import run
     from jobs.testdata import generate_bronze, trading_days
 
@@ -110,7 +111,7 @@ def spark_job_runs(ctx: CheckContext) -> Evidence:
     settings, gen = _scratch(ctx, days=1, transform=False)
     target = ctx.work_dir / "glue-silver"
     proc = subprocess.run(
-        [sys.executable, "-m", "jobs.glue_bronze_to_silver", "--SOURCE", settings.zone_uri("bronze"),
+        [sys.executable, "-m", "jobs.glue_bronze_to_silver", "--SOURCE", lake.zone_uri(settings, "bronze"),
          "--TARGET", str(target), "--DATE", END, "--MASTER", "local[2]"],
         check=False, capture_output=True, text=True, cwd=ctx.root, timeout=800)
     if proc.returncode != 0:
@@ -131,14 +132,14 @@ def engines_agree(ctx: CheckContext) -> Evidence:
 
     import pyarrow.parquet as pq
 
-    from finks.settings import load_settings
+    from core.settings import load_settings
     from jobs.bronze_to_silver import run
     from jobs.engines import SparkEngine, spark_session
 
     settings, _gen = _scratch(ctx, days=2, transform=False)
     other = load_settings(env="local", root=ctx.root, state_dir=ctx.work_dir / "spark-state",
                           lake_uri=str(ctx.work_dir / "spark-lake"))
-    shutil.copytree(settings.zone_uri("bronze"), other.zone_uri("bronze"), dirs_exist_ok=True)
+    shutil.copytree(lake.zone_uri(settings, "bronze"), lake.zone_uri(other, "bronze"), dirs_exist_ok=True)
     spark = spark_session("local[2]")
     compared = 0
     try:
@@ -150,8 +151,8 @@ def engines_agree(ctx: CheckContext) -> Evidence:
                     raise CheckFailed(f"{d.dataset} {day}: counts differ", figures={"duckdb": d.reasons,
                                                                                  "spark": s.reasons})
                 rel = f"{d.dataset}/date={day}/part-0.parquet"
-                a = pq.read_table(f"{settings.zone_uri('silver')}/{rel}")
-                b = pq.read_table(f"{other.zone_uri('silver')}/{rel}")
+                a = pq.read_table(f"{lake.zone_uri(settings, 'silver')}/{rel}")
+                b = pq.read_table(f"{lake.zone_uri(other, 'silver')}/{rel}")
                 if a.schema.names != b.schema.names or [f.type for f in a.schema] != [f.type for f in b.schema]:
                     raise CheckFailed(f"{rel}: schemas differ", figures={"duckdb": str(a.schema),
                                                                          "spark": str(b.schema)})
@@ -202,7 +203,7 @@ def portfolio_summary_correct(ctx: CheckContext) -> Evidence:
     settings, result = _full_build(ctx)
     if not result.published:
         raise CheckFailed(f"gold not published: {result.publish_note}", figures={"failed": result.failed_tests})
-    gold = settings.zone_uri("gold")
+    gold = lake.zone_uri(settings, "gold")
     summary = pq.read_table(f"{gold}/marts/daily_portfolio_summary.parquet").to_pylist()
     prices = {(r["symbol"], r["date"]): r["close"] for r in
               pq.read_table(f"{gold}/marts/fct_daily_prices.parquet").to_pylist()}

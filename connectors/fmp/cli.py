@@ -31,8 +31,8 @@ def ingest(
     from connectors.fmp.errors import FmpError
     from connectors.fmp.ingest import run_ingest
     from connectors.fmp.universe import parse_symbols
-    from finks.errors import UsageError
-    from finks.settings import load_settings
+    from core.errors import UsageError
+    from core.settings import load_settings
 
     if symbols and universe:
         raise UsageError("give --symbols or --universe, not both")
@@ -72,8 +72,8 @@ def fmp_sim(
     import time
 
     from connectors.fmp.simulator import Faults, SimulatorServer
-    from finks.errors import UsageError
-    from finks.settings import load_settings
+    from core.errors import UsageError
+    from core.settings import load_settings
 
     settings = load_settings()
     faults_by_symbol = {}
@@ -95,7 +95,7 @@ def fmp_sim(
     try:
         sim.start()
     except OSError as exc:
-        from finks.errors import ServiceError
+        from core.errors import ServiceError
 
         raise ServiceError(f"cannot listen on {host}:{port or settings.fmp_sim_port}: {exc.strerror}",
                            hint="pick another --port or stop what uses it") from None
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m connectors.fmp``: one line on stderr for deliberate errors, finks's exit codes."""
     import click
 
-    from finks.errors import FinksError
+    from core.errors import FinksError
 
     try:
         code = app(args=argv, standalone_mode=False, prog_name="python -m connectors.fmp")

@@ -1,6 +1,6 @@
 """Errors of the FMP connector, and the redaction that keeps the key out of them.
 
-    ServiceError (finks.errors, exit 1)
+    ServiceError (core.errors, exit 1)
     └── FmpError                   one call failed; message never holds the key
         ├── FmpAuthError           401 / invalid key: stops the run, never retried
         ├── FmpPlanError           402/403: the plan does not cover the endpoint
@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from finks.errors import ServiceError
+from core.errors import ServiceError
 
 _APIKEY_PARAM = re.compile(r"(apikey=)[^&\s\"']+", re.IGNORECASE)
 

@@ -24,7 +24,8 @@ from connectors.fmp.models import SCHEMA_VERSION, validate_records
 from connectors.fmp.settings import FmpOptions, is_listening
 from connectors.fmp.units import Unit, UnitPlan
 from connectors.fmp.writer import BronzeWriter, Ingestion, open_store
-from finks.errors import UsageError
+from core.errors import UsageError
+from core import lake
 
 DATASETS = ("quotes", "profiles", "eod")
 MAX_QUARANTINE_ROWS = 10_000
@@ -150,7 +151,7 @@ async def ingest_async(settings: Any, date: str | dt.date, dataset: str, symbols
         symbols = resolve(universe or settings.universe)
     emit = on_event or (lambda event: None)
     opts = FmpOptions.from_settings(settings, **options)
-    writer = BronzeWriter(open_store(settings.zone_uri("bronze"), settings), dataset, day)
+    writer = BronzeWriter(open_store(lake.zone_uri(settings, "bronze"), settings), dataset, day)
     result = IngestResult(dataset, day)
     request = {"dataset": dataset, "date": day, "symbols": symbols, "bulk": bulk, "batch_size": batch_size}
 

@@ -1,6 +1,6 @@
-"""Connector options, derived from the one settings model (finks.settings).
+"""Connector options, derived from the one settings model (core.settings).
 
-Only what finks.settings does not already hold lives here (timeouts, retry
+Only what core.settings does not already hold lives here (timeouts, retry
 policy); everything per-environment (URL, key, plan, limits) comes from it.
 """
 

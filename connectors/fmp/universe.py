@@ -12,7 +12,7 @@ import string
 from functools import lru_cache
 from pathlib import Path
 
-from finks.errors import UsageError
+from core.errors import UsageError
 
 WELL_KNOWN: tuple[str, ...] = (
     "AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "BRK-B", "JPM", "V",

@@ -108,7 +108,7 @@ def open_store(zone_uri: str, settings: Any = None) -> Store:
     bucket, _, prefix = zone_uri[len("s3://"):].partition("/")
     if settings is None:
         return S3Store(bucket, prefix, boto3.client("s3"))
-    from finks.aws import client
+    from core.aws import client
 
     return S3Store(bucket, prefix, client(settings, "s3"))
 

@@ -1,7 +1,7 @@
 """The local stack: Prefect server, moto server, optional worker, as background processes.
 
 Public API: ``up``, ``down``, ``status``, ``reset``, ``logs``, ``StackStatus``,
-``bootstrap_data_plane``, ``describe_data_plane``, ``aws_client``. Attributes load lazily so that importing
+``bootstrap_data_plane``, ``describe_data_plane``. Attributes load lazily so that importing
 ``finks.devstack.cli`` stays cheap.
 """
 
@@ -19,7 +19,6 @@ _EXPORTS = {
     "ServiceStatus": "finks.devstack.stack",
     "bootstrap_data_plane": "finks.devstack.bootstrap",
     "describe_data_plane": "finks.devstack.bootstrap",
-    "aws_client": "finks.devstack.bootstrap",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -10,22 +10,17 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finks.errors import ConfigError
-from finks.settings import ZONES
+from core.errors import ConfigError
+from core.lake import ZONES
+from core import lake
+from core.aws import client as aws_client
 
 if TYPE_CHECKING:
-    from finks.settings import Settings
+    from core.settings import Settings
 
 LOG_DELIVERY = "logging.s3.amazonaws.com"
 # Mirrors the lifecycle the AWS stacks plan: raw data cools down, old versions expire.
 LIFECYCLE_DAYS = {"bronze": 30, "silver": 90, "gold": 180, "logs": 30}
-
-
-def aws_client(settings: Settings, service: str) -> Any:
-    """A boto3 client for the emulator (or AWS when no endpoint is configured)."""
-    from finks.aws import client
-
-    return client(settings, service)
 
 
 def _lifecycle(zone: str) -> dict[str, Any]:
@@ -63,9 +58,9 @@ def bootstrap_data_plane(settings: Settings) -> dict[str, Any]:
                           hint="set FINKS_S3_ENDPOINT_URL to an emulator, or use 'finks infra'")
     s3 = aws_client(settings, "s3")
     created: list[str] = []
-    logs = settings.bucket("logs")
+    logs = lake.bucket(settings, "logs")
     for zone in ZONES:
-        name = settings.bucket(zone)
+        name = lake.bucket(settings, zone)
         if _ensure_bucket(s3, name, settings.region):
             created.append(f"s3://{name}")
         s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
@@ -81,7 +76,7 @@ def bootstrap_data_plane(settings: Settings) -> dict[str, Any]:
                        "Principal": {"Service": LOG_DELIVERY}, "Action": ["s3:PutObject"],
                        "Resource": f"arn:aws:s3:::{logs}/*"}]}))
     for zone in ZONES:
-        name = settings.bucket(zone)
+        name = lake.bucket(settings, zone)
         if zone != "logs":
             s3.put_bucket_logging(Bucket=name, BucketLoggingStatus={
                 "LoggingEnabled": {"TargetBucket": logs, "TargetPrefix": f"s3/{name}/"}})
@@ -92,7 +87,7 @@ def bootstrap_data_plane(settings: Settings) -> dict[str, Any]:
     created += _ensure_secret(settings)
     created += _ensure_glue_database(settings)
     lake = _ensure_lake_dirs(settings)
-    return {"buckets": settings.buckets, "secret": settings.fmp_secret_name,
+    return {"buckets": lake.buckets(settings), "secret": settings.fmp_secret_name,
             "glue_database": settings.glue_database, "lake_dirs": lake, "created": created}
 
 
@@ -123,11 +118,11 @@ def _ensure_glue_database(settings: Settings) -> list[str]:
 
 
 def _ensure_lake_dirs(settings: Settings) -> list[str]:
-    if settings.lake_root.startswith("s3://"):
+    if lake.lake_root(settings).startswith("s3://"):
         return []
     dirs = []
     for zone in ("bronze", "silver", "gold"):
-        path = Path(settings.zone_uri(zone))
+        path = Path(lake.zone_uri(settings, zone))
         path.mkdir(parents=True, exist_ok=True)
         dirs.append(str(path))
     return dirs
@@ -138,7 +133,7 @@ def describe_data_plane(settings: Settings) -> dict[str, Any]:
     s3 = aws_client(settings, "s3")
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
     buckets: dict[str, Any] = {}
-    for zone, name in settings.buckets.items():
+    for zone, name in lake.buckets(settings).items():
         if name not in existing:
             buckets[zone] = None
             continue

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from finks.errors import UsageError
+from core.errors import UsageError
+from core import lake
 
 if TYPE_CHECKING:
     from finks.devstack.stack import StackStatus
-    from finks.settings import Settings
+    from core.settings import Settings
 
 app = typer.Typer(help="Run the local stack: Prefect server, moto (AWS emulator), worker.",
                   no_args_is_help=True)
@@ -35,7 +36,7 @@ JsonOpt = typer.Option(False, "--json", help="Machine-readable output on stdout.
 
 
 def _settings(env: Optional[str]) -> Settings:
-    from finks.settings import load_settings
+    from core.settings import load_settings
 
     return load_settings(env=env)
 
@@ -85,7 +86,7 @@ def up(
         return
     typer.echo(_table(st))
     created = st.bootstrap.get("created", [])
-    typer.echo(f"bootstrap: {len(settings.buckets)} buckets, secret {settings.fmp_secret_name}, "
+    typer.echo(f"bootstrap: {len(lake.buckets(settings))} buckets, secret {settings.fmp_secret_name}, "
                f"glue database {settings.glue_database}"
                + (f" ({len(created)} created)" if created else ""))
     typer.echo(f"up in {st.elapsed_s:.1f}s")
@@ -182,9 +183,11 @@ def logs(
 @config_app.command("show")
 def config_show(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
     """Print the effective settings (derived values included, secrets redacted)."""
-    from finks.settings import variable_name
+    from core import lake
+    from core.settings import variable_name
 
-    data = _settings(env).redacted()
+    settings = _settings(env)
+    data = {**settings.redacted(), **lake.describe(settings)}
     if as_json:
         _emit({"schema": "finks.config/1", "settings": data})
         return
@@ -197,6 +200,6 @@ def config_show(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
 
 
 def _fields() -> set[str]:
-    from finks.settings import Settings
+    from core.settings import Settings
 
     return set(Settings.model_fields)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from finks.errors import ConfigError, ServiceError
+from core.errors import ConfigError, ServiceError
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
-    from finks.settings import Settings
+    from core.settings import Settings
 
 # Start order; `up` with no selection starts the first two.
 ALL_SERVICES: tuple[str, ...] = ("moto", "prefect", "worker")

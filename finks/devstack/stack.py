@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from finks.devstack import procs
 from finks.devstack.services import ALL_SERVICES, DEFAULT_SERVICES, REQUIRES, spec
-from finks.errors import ServiceError, UsageError
+from core.errors import ServiceError, UsageError
+from core import lake
 
 if TYPE_CHECKING:
-    from finks.settings import Settings
+    from core.settings import Settings
 
 STATUS_SCHEMA = "finks.dev.status/1"
 
@@ -265,8 +266,8 @@ def reset(settings: Settings) -> list[str]:
         if drop_database(settings.database_url.get_secret_value()):
             removed.append("prefect database (PostgreSQL)")
     targets = [settings.prefect_home, settings.dev_dir]
-    if not settings.lake_root.startswith("s3://"):
-        targets.append(Path(settings.lake_root))
+    if not lake.lake_root(settings).startswith("s3://"):
+        targets.append(Path(lake.lake_root(settings)))
     for path in targets:
         if path.exists():
             shutil.rmtree(path)

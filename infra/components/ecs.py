@@ -143,7 +143,7 @@ class Ecs(FinksComponent):
 
         common_env = [
             {"name": "FINKS_ENV", "value": c.env},
-            # finks.settings derives every bucket (finks-<env>-<zone>) from this.
+            # core.settings derives every bucket (finks-<env>-<zone>) from this.
             {"name": "FINKS_BUCKET_PREFIX", "value": c.prefix},
             {"name": "DO_NOT_TRACK", "value": "1"},
             {"name": "PREFECT_SERVER_ANALYTICS_ENABLED", "value": "false"},

@@ -10,7 +10,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from finks.settings import Settings
+    from core.settings import Settings
 
 
 def client_kwargs(settings: Settings, *, fast_fail: bool = False) -> dict[str, Any]:

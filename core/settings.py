@@ -18,14 +18,12 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from finks.errors import ConfigError
-from finks.paths import REPO_ROOT, repo_root  # noqa: F401 - REPO_ROOT re-exported for callers
+from core.environments import ENVIRONMENTS, Env  # noqa: F401 - re-exported
+from core.errors import ConfigError
+from core.paths import REPO_ROOT, repo_root  # noqa: F401 - REPO_ROOT re-exported for callers
 
 _DB_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg", "sqlite+aiosqlite")
 
-Env = Literal["local", "dev", "staging", "prod"]
-ENVIRONMENTS: tuple[str, ...] = ("local", "dev", "staging", "prod")
-ZONES: tuple[str, ...] = ("bronze", "silver", "gold", "logs")
 
 # FMP's plans in calls per minute. Third-party figures (see fmp-samples/README):
 # keep them configuration, and let FMP_CALLS_PER_MINUTE override.
@@ -182,33 +180,6 @@ class Settings(BaseSettings):
     def fmp_secret_name(self) -> str:
         return f"{self.project}/{self.env}/fmp-api-key"
 
-    def bucket(self, zone: str) -> str:
-        if zone not in ZONES:
-            raise ConfigError(f"unknown lake zone {zone!r}", hint=f"use one of {', '.join(ZONES)}")
-        prefix = self.bucket_prefix or f"{self.project}-{self.env}"
-        return f"{prefix}-{zone}"
-
-    @property
-    def buckets(self) -> dict[str, str]:
-        return {zone: self.bucket(zone) for zone in ZONES}
-
-    @property
-    def lake_root(self) -> str:
-        """The lake's root: a local directory path or an s3:// URI."""
-        if self.lake_uri:
-            return self.lake_uri.rstrip("/")
-        if self.storage == "local":
-            return str(self.home / "lake")
-        return "s3://"
-
-    def zone_uri(self, zone: str) -> str:
-        """Where a zone lives: <lake>/<zone> locally, s3://<bucket> on S3."""
-        if self.storage == "s3":
-            if self.lake_uri and self.lake_uri.startswith("s3://") and self.lake_uri != "s3://":
-                return f"{self.lake_uri.rstrip('/')}/{zone}"
-            return f"s3://{self.bucket(zone)}"
-        return str(Path(self.lake_root) / zone)
-
     @property
     def s3_endpoint(self) -> str | None:
         """The S3/AWS endpoint: explicit, else the moto server locally, else AWS."""
@@ -255,9 +226,6 @@ class Settings(BaseSettings):
             data[secret] = _redact_url(value.get_secret_value()) if value is not None else None
         data.update(
             home=str(self.home),
-            lake_root=self.lake_root,
-            zones={zone: self.zone_uri(zone) for zone in ZONES},
-            buckets=self.buckets,
             s3_endpoint=self.s3_endpoint,
             prefect_api=self.prefect_api,
             fmp_url=self.fmp_url,
@@ -282,19 +250,13 @@ def _redact_url(value: str) -> str:
     return "***"
 
 
-_ENV_NAMES = {
-    "fmp_base_url": "FMP_BASE_URL",
-    "fmp_api_key": "FMP_API_KEY",
-    "fmp_plan": "FMP_PLAN",
-    "fmp_calls_per_minute": "FMP_CALLS_PER_MINUTE",
-    "fmp_max_concurrency": "FMP_MAX_CONCURRENCY",
-    "fmp_sim_port": "FMP_SIM_PORT",
-}
-
-
 def variable_name(field: str) -> str:
-    """The environment variable behind a settings field."""
-    return _ENV_NAMES.get(field, f"FINKS_{field.upper()}")
+    """The environment variable behind a settings field (its alias, else FINKS_<FIELD>)."""
+    fields = Settings.model_fields
+    if field not in fields:  # pydantic reports an aliased field under its alias
+        return field if any(f.validation_alias == field for f in fields.values()) else field.upper()
+    alias = fields[field].validation_alias
+    return alias if isinstance(alias, str) else f"FINKS_{field.upper()}"
 
 
 def load_settings(env: str | None = None, root: Path | None = None, **overrides: Any) -> Settings:
