@@ -18,7 +18,8 @@ from finks.checks import CheckContext, CheckResult, Evidence, Outcome, run_check
 from core.errors import BlockedError
 from finks.loader import Plan
 from finks.models import Action, CheckSpec, Session
-from finks.state import StateStore, new_run_id
+from core.clock import new_run_id
+from finks.state import StateStore
 from finks.status import StatusBoard, deliverables_hash
 
 Emit = Callable[[str, dict[str, Any]], None]

@@ -20,28 +20,19 @@ file is never rewritten to "repair" it.
 
 from __future__ import annotations
 
-import datetime as dt
 import fcntl
 import json
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.clock import now_iso
 from core.errors import StateError, StateLockedError
 
 SCHEMA = 1
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def new_run_id() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
 
 
 @dataclass

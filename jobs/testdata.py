@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from core import lake
+from core import clock, lake
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -145,10 +145,6 @@ class _Writer:
             fh.write(json.dumps(doc, indent=2).encode())
 
 
-def _stamp(when: dt.datetime) -> str:
-    return when.strftime("%Y%m%dT%H%M%SZ")
-
-
 def _eod(rng: random.Random, symbol: str, date: str, prev: float) -> dict[str, Any]:
     close = round(max(1.0, prev * (1 + rng.gauss(0, 0.015))), 2)
     open_ = round(prev * (1 + rng.gauss(0, 0.004)), 2)
@@ -272,9 +268,9 @@ def generate_bronze(settings: Settings, symbols: list[str] | None = None,
     restated_syms: dict[tuple[str, str], list[str]] = {}
     folder = {"eod_prices": "eod", "quotes": "quotes", "profiles": "profiles"}
     for i, date in enumerate(days):
-        first = _stamp(now - dt.timedelta(hours=2, minutes=len(days) - i))
-        second = _stamp(now - dt.timedelta(minutes=len(days) - i))
-        third = _stamp(now + dt.timedelta(minutes=i + 1))
+        first = clock.stamp(now - dt.timedelta(hours=2, minutes=len(days) - i))
+        second = clock.stamp(now - dt.timedelta(minutes=len(days) - i))
+        third = clock.stamp(now + dt.timedelta(minutes=i + 1))
         eods, quotes, profiles = [], [], []
         for s in syms:
             prev = prices[s]

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from core import clock
+
 MANIFEST = "_manifest.json"
 RUN_FILE = "_run.json"
 QUARANTINE = "_quarantine.json.gz"
@@ -111,10 +113,6 @@ def open_store(zone_uri: str, settings: Any = None) -> Store:
     from core.aws import client
 
     return S3Store(bucket, prefix, client(settings, "s3"))
-
-
-def utc_stamp(now: dt.datetime | None = None) -> str:
-    return (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
 
 
 def gz(body: bytes) -> bytes:
@@ -203,9 +201,9 @@ class BronzeWriter:
     def begin(self, request: dict[str, Any]) -> Ingestion:
         taken = set(self._dirs())
         now = dt.datetime.now(dt.UTC)
-        while f"{self.base}ingested_at={utc_stamp(now)}/" in taken:
+        while f"{self.base}ingested_at={clock.stamp(now)}/" in taken:
             now += dt.timedelta(seconds=1)  # two forced runs in one second stay apart
-        stamp = utc_stamp(now)
+        stamp = clock.stamp(now)
         ingestion = Ingestion(self.store, f"{self.base}ingested_at={stamp}/", stamp)
         self.store.put(ingestion.prefix + RUN_FILE,
                        json.dumps({"request": request, "started_at": now.isoformat()}).encode())
