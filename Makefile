@@ -46,5 +46,6 @@ status: install
 bench: install
 	$(PY) bench/bench_cli.py
 
-lint: install
-	$(PY) -m mypy infra
+lint: install           ## ruff and mypy over the whole project
+	$(VENV)/bin/ruff check .
+	$(PY) -m mypy

@@ -12,7 +12,6 @@ from pydantic import BaseModel
 
 from api import API_VERSION, queries
 from api.backends import BackendError, QueryBackend
-from core.gold import Published
 from api.models import (
     PORTFOLIO_PATTERN,
     SYMBOL_PATTERN,
@@ -36,6 +35,7 @@ from api.models import (
 )
 from api.security import key_checker
 from api.service import ApiConfig, GoldService, NoGold
+from core.gold import Published
 
 if TYPE_CHECKING:
     from core.settings import Settings

@@ -13,10 +13,10 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from api.backends import BackendError, Row
-from core.gold import MARTS
-from core.aws import client_kwargs
 from api.queries import Param, Query
 from core import lake
+from core.aws import client_kwargs
+from core.gold import MARTS
 
 if TYPE_CHECKING:
     from core.settings import Settings

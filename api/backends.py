@@ -13,11 +13,11 @@ from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-from core.gold import MARTS, mart_uri
-from core.aws import client_kwargs
-from core import lake
 from api.queries import Param, Query
+from core import lake
+from core.aws import client_kwargs
 from core.errors import ServiceError
+from core.gold import MARTS, mart_uri
 
 if TYPE_CHECKING:
     from core.settings import Settings

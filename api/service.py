@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 from api.backends import BackendError, QueryBackend, Row, backend_for
 from api.cache import CachedResponse, ResponseCache
-from core.gold import MARTS, Published, gold_uri, read_published
 from api.models import GoldFreshness
 from api.queries import Query
+from core.gold import MARTS, Published, gold_uri, read_published
 
 if TYPE_CHECKING:
     from core.settings import Settings

@@ -21,10 +21,10 @@ from typing import Any
 
 
 def one_round(backend: str, services: list[str]) -> dict[str, float]:
+    from core.settings import load_settings
     from finks.devstack import down, up
     from finks.devstack.database import drop_database
     from finks.devstack.procs import free_port
-    from core.settings import load_settings
 
     db_url = None
     if backend == "postgresql":

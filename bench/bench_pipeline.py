@@ -65,9 +65,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally: stop the throw-away stack
 
     state = Path(tempfile.mkdtemp(prefix="finks-bench-"))
+    from core.settings import load_settings
     from finks.devstack import down, up
     from finks.devstack.procs import free_port
-    from core.settings import load_settings
 
     env = {"FINKS_STATE_DIR": str(state), "FINKS_PREFECT_PORT": str(free_port()), "FINKS_MOTO_PORT": str(free_port()),
            "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "FINKS_TASK_RETRY_DELAY_S": "1",

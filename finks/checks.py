@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from finks.models import CheckSpec
     from core.settings import Settings
+    from finks.models import CheckSpec
 
 EXCERPT_CHARS = 2000
 

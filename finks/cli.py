@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
-from finks.cligroup import LazyGroup
 from core.errors import FinksError, UsageError
+from finks.cligroup import LazyGroup
 
 app = typer.Typer(
     name="finks",
@@ -40,7 +40,7 @@ _G = _Ctx()
 @app.callback()
 def _global(
     sessions: Annotated[
-        Optional[Path], typer.Option("--sessions", envvar="FINKS_SESSIONS", help="load the plan from another directory")
+        Path | None, typer.Option("--sessions", envvar="FINKS_SESSIONS", help="load the plan from another directory")
     ] = None,
 ) -> None:
     _G.sessions = sessions
@@ -332,7 +332,7 @@ def _runner(env: str, jobs: int, as_json: bool, verbose: bool = False):  # type:
 
 @app.command()
 def run(
-    selector: Annotated[Optional[str], typer.Argument(help="s8, +s8, s8+, week3, area:NAME, lists (s1,s2)")] = None,
+    selector: Annotated[str | None, typer.Argument(help="s8, +s8, s8+, week3, area:NAME, lists (s1,s2)")] = None,
     env: EnvOpt = "local",
     all_: Annotated[bool, typer.Option("--all", help="the whole plan (sessions not yet complete)")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would run")] = False,

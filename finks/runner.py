@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from finks.checks import CheckContext, CheckResult, Evidence, Outcome, run_check
+from core.clock import new_run_id
 from core.errors import BlockedError
+from finks.checks import CheckContext, CheckResult, Evidence, Outcome, run_check
 from finks.loader import Plan
 from finks.models import Action, CheckSpec, Session
-from core.clock import new_run_id
 from finks.state import StateStore
 from finks.status import StatusBoard, deliverables_hash
 

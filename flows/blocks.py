@@ -11,8 +11,8 @@ import os
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from core.errors import ConfigError
 from core import lake
+from core.errors import ConfigError
 
 if TYPE_CHECKING:
     from core.settings import Settings

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from flows.errors import GlueJobFailed, GlueJobTimeout
 from core import lake
+from flows.errors import GlueJobFailed, GlueJobTimeout
 
 if TYPE_CHECKING:
     from core.settings import Settings

@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flows.errors import DateLocked
 from core import lake
+from flows.errors import DateLocked
 
 if TYPE_CHECKING:
     from core.settings import Settings

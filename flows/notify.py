@@ -85,8 +85,8 @@ def _log(level: Level, subject: str, message: str) -> None:
 
 
 def find_topic_arn(settings: Settings) -> str:
-    from core.errors import ConfigError
     from core.aws import client as aws_client
+    from core.errors import ConfigError
 
     name = topic_name(settings)
     sns = aws_client(settings, "sns")

@@ -12,7 +12,6 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
-from core import lake
 from core.gold import read_published
 from flows.calendar import parse_date
 from flows.common import settings_for

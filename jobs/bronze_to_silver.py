@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import UsageError
 from core import lake
+from core.errors import UsageError
 from jobs.datasets import Dataset, resolve
 from jobs.engines import Engine, make_engine
 

@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import ConfigError, UsageError
 from core import lake
+from core.errors import ConfigError, UsageError
 from core.gold import MARTS, Published, write_published
 from jobs.quality import QualityRecord, write_quality
 

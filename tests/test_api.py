@@ -18,9 +18,9 @@ from api.app import create_app
 from api.cache import ResponseCache
 from api.server import running_server
 from api.service import ApiConfig
+from core import lake
 from core.errors import ConfigError
 from core.settings import Settings, load_settings
-from core import lake
 
 KEY = "test-key-123"
 AUTH = {"x-api-key": KEY}

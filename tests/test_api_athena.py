@@ -14,11 +14,11 @@ from api import queries, samplegold
 from api.app import create_app
 from api.athena import AthenaBackend, literal
 from api.backends import DuckDBBackend
-from core.gold import read_published
-from core.aws import client_kwargs
 from api.server import running_server
-from core.settings import Settings, load_settings
 from core import lake
+from core.aws import client_kwargs
+from core.gold import read_published
+from core.settings import Settings, load_settings
 
 REGION = "ca-central-1"
 KEY = "cloud-key"

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from api import samplegold
+from core import lake
 from finks.checks import CheckContext, CheckFailed
 from validation import api as checks
-from core import lake
 
 ROOT = Path(__file__).resolve().parent.parent
 

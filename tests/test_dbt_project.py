@@ -11,14 +11,14 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from core import lake
 from core.errors import ConfigError, UsageError
-from jobs.bronze_to_silver import run
 from core.gold import MARTS, read_published
+from jobs.bronze_to_silver import run
 from jobs.dbt import PROJECT_DIR, DbtResult, run_dbt
 from jobs.quality import latest_quality
 from jobs.testdata import generate_bronze, trading_days
 from tests.fixtures.lake import END_DATE, HOLDING_SYMBOLS, lake_settings
-from core import lake
 
 CONTRACT = {
     "fct_daily_prices": ["symbol", "date", "open", "high", "low", "close", "volume", "vwap", "change",

@@ -14,12 +14,12 @@ import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
+from core import lake
+from core.errors import ServiceError, UsageError
+from core.settings import Settings, load_settings
 from finks.devstack import down, status, up
 from finks.devstack.cli import app
 from finks.devstack.procs import free_port, port_in_use
-from core.errors import ServiceError, UsageError
-from core.settings import Settings, load_settings
-from core import lake
 
 
 @pytest.fixture
@@ -178,8 +178,8 @@ def test_services_start_with_sigint_restored_even_when_the_caller_ignores_it(tmp
 
 
 def test_the_stack_and_its_bootstrap_refuse_aws_environments(idle: Settings) -> None:
-    from finks.devstack import bootstrap_data_plane
     from core.errors import ConfigError
+    from finks.devstack import bootstrap_data_plane
 
     prod = load_settings(env="prod")
     with pytest.raises(UsageError, match="only for env 'local'"):

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from finks.checks import CheckContext
+from core import lake
 from core.aws import client as aws_client
+from core.settings import Settings
+from finks.checks import CheckContext
 from finks.devstack import down, status, up
 from finks.devstack.cli import app
-from core.settings import Settings
-from core import lake
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from core import lake
 from jobs.bronze_to_silver import run
 from jobs.engines import SparkEngine
 from tests.fixtures.lake import BronzeLake, lake_settings
-from core import lake
 
 pytestmark = pytest.mark.spark
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from core import lake
 
 DAY1 = "2024-03-14"
@@ -81,8 +82,8 @@ def _moto_transition(settings: Any, model: str, transition: dict[str, Any] | Non
 
 @pytest.fixture
 def glue_job(local_stack: Any) -> Iterator[str]:
-    from flows.glue import job_name
     from core.aws import client as aws_client
+    from flows.glue import job_name
 
     glue = aws_client(local_stack, "glue")
     name = job_name(local_stack)
@@ -289,8 +290,8 @@ def test_rerun_leaves_identical_silver_and_gold(after_day1: Any) -> None:
 
 @pytest.mark.services
 def test_glue_run_is_followed_through_its_states(local_stack: Any, glue_job: str) -> None:
-    from flows.glue import job_arguments, run_glue_job
     from core.aws import client as aws_client
+    from flows.glue import job_arguments, run_glue_job
 
     _moto_transition(local_stack, "glue::job_run", {"progression": "time", "seconds": 0.5})
     run = run_glue_job(aws_client(local_stack, "glue"), glue_job,
@@ -319,8 +320,8 @@ def test_glue_failed_run_names_job_run_and_state() -> None:
 def ecs_cluster(local_stack: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The ECS cluster and task definitions the infrastructure would create, in moto;
     tasks run to STOPPED at once (moto's state manager)."""
-    from flows.blocks import apply_blocks, ecs_task_settings
     from core.aws import client as aws_client
+    from flows.blocks import apply_blocks, ecs_task_settings
 
     subnet = aws_client(local_stack, "ec2").describe_subnets()["Subnets"][0]["SubnetId"]
     monkeypatch.setenv("FINKS_ECS_SUBNETS", subnet)
@@ -354,10 +355,10 @@ def test_ecs_task_runs_to_completion_through_prefect_aws_credentials(ecs_cluster
 
 @pytest.mark.services
 def test_ecs_task_that_never_stops_times_out_and_is_stopped(ecs_cluster: Any) -> None:
+    from core.aws import client as aws_client
     from flows.blocks import load_ecs_settings
     from flows.ecs import run_ecs_task
     from flows.errors import EcsTaskFailed
-    from core.aws import client as aws_client
 
     _moto_transition(ecs_cluster, "ecs::task", {"progression": "manual", "times": 10**9})
     request = load_ecs_settings(ecs_cluster).run_task_request("dbt", ["dbt", "build"], {})

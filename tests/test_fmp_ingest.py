@@ -13,8 +13,8 @@ import pytest
 from connectors.fmp.errors import FmpAuthError, FmpQuotaExhausted
 from connectors.fmp.ingest import run_ingest
 from connectors.fmp.simulator import Faults
-from tests.fixtures.fmp import TEST_KEY
 from core import lake
+from tests.fixtures.fmp import TEST_KEY
 
 DAY = "2024-03-05"
 FAST: dict[str, Any] = {"max_retries": 1, "backoff_base_s": 0.01, "backoff_max_s": 0.05}

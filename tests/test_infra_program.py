@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from core import lake
 from infra import criteria
 from infra.config import STACKS, load
 from infra.plan import Plan, plan
 from infra.policies import check
-from core import lake
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pulumi_aws")
 

@@ -7,10 +7,10 @@ import os
 import pyarrow.parquet as pq
 import pytest
 
+from core import lake
 from core.errors import UsageError
 from jobs.bronze_to_silver import load_result, run
 from tests.fixtures.lake import BronzeLake
-from core import lake
 
 
 def _silver(bronze: BronzeLake, dataset: str, date: str) -> list[dict]:

@@ -11,13 +11,13 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
+from core import lake
+from core.gold import read_published
 from core.settings import load_settings
 from jobs.bronze_to_silver import run
-from core.gold import read_published
 from jobs.dbt import run_dbt
 from jobs.testdata import generate_bronze, trading_days
 from tests.fixtures.lake import END_DATE, HOLDING_SYMBOLS
-from core import lake
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import gzip
 import json
 from pathlib import Path
 
+from core.lake import zone_uri
 from core.settings import Settings
 from jobs.testdata import Defects, generate_bronze, synthetic_symbols, trading_days
-from core.lake import zone_uri
 
 
 def test_layout_matches_the_connector_contract(lake: Settings) -> None:

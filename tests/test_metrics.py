@@ -13,8 +13,8 @@ import pytest
 def test_metrics_reach_cloudwatch(local_stack: Any) -> None:
     import uuid
 
-    from flows import metrics
     from core.aws import client as aws_client
+    from flows import metrics
 
     tag = uuid.uuid4().hex[:8]
     sent = metrics.emit(local_stack, [
@@ -38,8 +38,8 @@ def test_metrics_reach_cloudwatch(local_stack: Any) -> None:
 
 
 def test_metrics_are_logged_even_when_cloudwatch_is_unreachable(caplog: pytest.LogCaptureFixture) -> None:
-    from finks.devstack.procs import free_port
     from core.settings import load_settings
+    from finks.devstack.procs import free_port
     from flows import metrics
 
     settings = load_settings(env="local", moto_port=free_port())  # nothing listens there

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from core import lake
 from core.errors import ConfigError
 from core.settings import load_settings
-from core import lake
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,8 @@ import time
 from datetime import date, timedelta
 from typing import Any
 
-from finks.checks import CheckContext, CheckFailed, Evidence
 from core import lake
+from finks.checks import CheckContext, CheckFailed, Evidence
 
 ENDPOINTS = (
     "/v1/health",
@@ -59,8 +59,8 @@ def endpoints_work(ctx: CheckContext) -> Evidence:
     import httpx
 
     from api.app import create_app
-    from core.gold import mart_uri, published_uri, read_published
     from api.server import running_server
+    from core.gold import mart_uri, published_uri, read_published
     from core.settings import load_settings
 
     base = ctx.settings

@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from finks.checks import CheckContext, CheckFailed, Evidence
 from core import lake
+from finks.checks import CheckContext, CheckFailed, Evidence
 
 PROBE_KEY = "probe-key-7d1e40c2b9"  # a fake key that must never land anywhere
 DAY = "2024-03-05"
@@ -304,9 +304,9 @@ def full_extraction(ctx: CheckContext) -> Evidence:
     from connectors.fmp.writer import BronzeWriter, LocalStore
 
     day = sample_date()
-    lake = ctx.work_dir / "extract" / "lake"
+    scratch_lake = ctx.work_dir / "extract" / "lake"
     env = {k: v for k, v in os.environ.items() if k not in ("FMP_API_KEY", "FMP_BASE_URL", "FINKS_LAKE_URI")}
-    env.update(FINKS_ENV="local", FINKS_STATE_DIR=str(ctx.work_dir / "extract" / "state"), FINKS_LAKE_URI=str(lake),
+    env.update(FINKS_ENV="local", FINKS_STATE_DIR=str(ctx.work_dir / "extract" / "state"), FINKS_LAKE_URI=str(scratch_lake),
                FMP_SIM_PORT=str(_free_port()))
     figures: dict[str, Any] = {"date": day}
     for dataset in ("quotes", "profiles", "eod"):
@@ -317,11 +317,11 @@ def full_extraction(ctx: CheckContext) -> Evidence:
             raise CheckFailed(f"finks ingest --dataset {dataset} exited {proc.returncode}",
                               figures=figures, excerpt=(proc.stderr or proc.stdout)[-2000:])
         result = json.loads(proc.stdout)
-        writer = BronzeWriter(LocalStore(lake / "bronze"), dataset, day)
+        writer = BronzeWriter(LocalStore(scratch_lake / "bronze"), dataset, day)
         manifests = writer.manifests()
         _require(len(manifests) == 1, f"{dataset}: expected one complete ingestion", figures)
         prefix = manifests[0][0].split("/bronze/", 1)[1]
-        manifest = _verify_ingestion(LocalStore(lake / "bronze"), prefix)
+        manifest = _verify_ingestion(LocalStore(scratch_lake / "bronze"), prefix)
         figures[dataset] = {"counts": result["counts"], "records": result["records"], "calls": result["calls"],
                             "calls_per_minute": result["calls_per_minute"], "quarantined": result["quarantined"]}
         want_ok = len(manifest["symbols"]) if dataset != "eod" or day_is_trading(day) else 0

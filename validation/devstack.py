@@ -15,13 +15,13 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from finks.checks import CheckContext, CheckFailed, Evidence
-from core.settings import Settings, load_settings
 from core import lake
+from core.settings import Settings, load_settings
+from finks.checks import CheckContext, CheckFailed, Evidence
 
 UP_BUDGET_S = 120.0
 
@@ -200,7 +200,7 @@ def sample_data_roundtrip(ctx: CheckContext) -> Evidence:
                for sym, name, price, vol in (("AAPL", "Apple Inc.", 229.87, 42_000_000),
                                              ("MSFT", "Microsoft Corporation", 415.49, 18_000_000))]
     raw = json.dumps(records).encode()
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     prefix = f"_checks/fmp/quotes/date=2024-11-25/ingested_at={stamp}-{uuid.uuid4().hex[:6]}/"
     part = gzip.compress(raw)
     digest = hashlib.sha256(part).hexdigest()
@@ -246,10 +246,10 @@ def data_plane_bootstrapped(ctx: CheckContext) -> Evidence:
         problems.append(f"secret {settings.fmp_secret_name} missing")
     if not found["glue_database"]:
         problems.append(f"glue database {settings.glue_database} missing")
-    lake = [z for z in ("bronze", "silver", "gold") if settings.storage == "local"
-            and not Path(lake.zone_uri(settings, z)).is_dir()]
-    if lake:
-        problems.append(f"lake dirs missing: {lake}")
+    missing_dirs = [z for z in ("bronze", "silver", "gold") if settings.storage == "local"
+                    and not Path(lake.zone_uri(settings, z)).is_dir()]
+    if missing_dirs:
+        problems.append(f"lake dirs missing: {missing_dirs}")
     figures = {"buckets": found["buckets"], "secret": settings.fmp_secret_name,
                "glue_database": settings.glue_database, "endpoint": settings.s3_endpoint}
     if problems:

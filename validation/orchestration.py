@@ -20,10 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from finks.checks import CheckContext, CheckFailed, Evidence
-from core.settings import Settings, load_settings
-from validation.prefect_stack import _stack
 from core.lake import zone_uri
+from core.settings import Settings, load_settings
+from finks.checks import CheckContext, CheckFailed, Evidence
+from validation.prefect_stack import _stack
 
 SAMPLE_DATE_ENV = "FINKS_PIPELINE_DATE"
 
@@ -221,9 +221,9 @@ def failures_handled(ctx: CheckContext) -> Evidence:
 def _glue_timeout_scenario(ctx: CheckContext, settings: Settings) -> str:
     import httpx
 
+    from core.aws import client as aws_client
     from flows.errors import GlueJobTimeout
     from flows.glue import job_name, run_glue_job
-    from core.aws import client as aws_client
 
     glue = aws_client(settings, "glue")
     name = job_name(settings)
@@ -392,8 +392,8 @@ def backfill_30_days(ctx: CheckContext) -> Evidence:
 # ---- S20: custom metrics -----------------------------------------------------------
 
 def custom_metrics_emitted(ctx: CheckContext) -> Evidence:
-    from flows import metrics
     from core.aws import client as aws_client
+    from flows import metrics
 
     settings = _stack(ctx.settings)
     cw = aws_client(settings, "cloudwatch")

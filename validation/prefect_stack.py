@@ -13,8 +13,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from finks.checks import CheckContext, CheckFailed, Evidence
 from core.settings import Settings
+from finks.checks import CheckContext, CheckFailed, Evidence
 
 
 def _stack(settings: Settings, services: list[str] | None = None) -> Settings:

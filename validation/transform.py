@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from finks.checks import CheckContext, CheckFailed, Evidence
 from core import lake
+from finks.checks import CheckContext, CheckFailed, Evidence
 
 HOLDINGS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "JPM", "V", "JNJ", "XOM"]
 END = "2024-03-15"

@@ -24,8 +24,8 @@ from connectors.fmp.models import SCHEMA_VERSION, validate_records
 from connectors.fmp.settings import FmpOptions, is_listening
 from connectors.fmp.units import Unit, UnitPlan
 from connectors.fmp.writer import BronzeWriter, Ingestion, open_store
-from core.errors import UsageError
 from core import lake
+from core.errors import UsageError
 
 DATASETS = ("quotes", "profiles", "eod")
 MAX_QUARANTINE_ROWS = 10_000

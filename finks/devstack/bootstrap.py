@@ -10,10 +10,10 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import ConfigError
-from core.lake import ZONES
 from core import lake
 from core.aws import client as aws_client
+from core.errors import ConfigError
+from core.lake import ZONES
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -86,9 +86,9 @@ def bootstrap_data_plane(settings: Settings) -> dict[str, Any]:
 
     created += _ensure_secret(settings)
     created += _ensure_glue_database(settings)
-    lake = _ensure_lake_dirs(settings)
+    lake_dirs = _ensure_lake_dirs(settings)
     return {"buckets": lake.buckets(settings), "secret": settings.fmp_secret_name,
-            "glue_database": settings.glue_database, "lake_dirs": lake, "created": created}
+            "glue_database": settings.glue_database, "lake_dirs": lake_dirs, "created": created}
 
 
 def _ensure_secret(settings: Settings) -> list[str]:

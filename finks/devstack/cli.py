@@ -9,16 +9,16 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from core.errors import UsageError
 from core import lake
+from core.errors import UsageError
 
 if TYPE_CHECKING:
-    from finks.devstack.stack import StackStatus
     from core.settings import Settings
+    from finks.devstack.stack import StackStatus
 
 app = typer.Typer(help="Run the local stack: Prefect server, moto (AWS emulator), worker.",
                   no_args_is_help=True)
@@ -35,7 +35,7 @@ EnvOpt = typer.Option(None, "--env", "-e", help="local|dev|staging|prod (default
 JsonOpt = typer.Option(False, "--json", help="Machine-readable output on stdout.")
 
 
-def _settings(env: Optional[str]) -> Settings:
+def _settings(env: str | None) -> Settings:
     from core.settings import load_settings
 
     return load_settings(env=env)
@@ -70,7 +70,7 @@ def up(
     service: list[str] = typer.Option([], "--service", "-s",
                                       help="moto, prefect or worker (repeatable; default moto+prefect)."),
     worker: bool = typer.Option(False, "--worker", help="Also start the Prefect process worker."),
-    env: Optional[str] = EnvOpt,
+    env: str | None = EnvOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Start the stack in the background (idempotent) and bootstrap the emulator."""
@@ -93,7 +93,7 @@ def up(
 
 
 @app.command()
-def bootstrap(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+def bootstrap(env: str | None = EnvOpt, as_json: bool = JsonOpt) -> None:
     """Create the data-plane resources in the emulator at FINKS_S3_ENDPOINT_URL (e.g. LocalStack)."""
     from finks.devstack.bootstrap import bootstrap_data_plane as run_bootstrap
 
@@ -108,7 +108,7 @@ def bootstrap(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
 
 
 @app.command()
-def down(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+def down(env: str | None = EnvOpt, as_json: bool = JsonOpt) -> None:
     """Stop the processes `up` started (by PID) and wait for them to exit."""
     from finks.devstack.stack import down as stack_down
 
@@ -121,7 +121,7 @@ def down(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
 
 
 @app.command()
-def status(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+def status(env: str | None = EnvOpt, as_json: bool = JsonOpt) -> None:
     """Each service: state, health, URL, PID, uptime; the Prefect database backend."""
     from finks.devstack.stack import status as stack_status
 
@@ -135,7 +135,7 @@ def status(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
 @app.command()
 def reset(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    env: Optional[str] = EnvOpt,
+    env: str | None = EnvOpt,
 ) -> None:
     """Stop the stack and wipe local state: Prefect history, logs, the local lake."""
     from finks.devstack.stack import reset as stack_reset
@@ -158,10 +158,11 @@ def logs(
     service: str = typer.Argument(..., help="moto, prefect or worker"),
     lines: int = typer.Option(50, "--lines", "-n", help="How many lines from the end."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
-    env: Optional[str] = EnvOpt,
+    env: str | None = EnvOpt,
 ) -> None:
     """Print the end of a service's log (.finks/dev/SERVICE.log)."""
-    from finks.devstack.stack import log_path, logs as stack_logs
+    from finks.devstack.stack import log_path
+    from finks.devstack.stack import logs as stack_logs
 
     settings = _settings(env)
     typer.echo(stack_logs(settings, service, lines))
@@ -181,7 +182,7 @@ def logs(
 
 
 @config_app.command("show")
-def config_show(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+def config_show(env: str | None = EnvOpt, as_json: bool = JsonOpt) -> None:
     """Print the effective settings (derived values included, secrets redacted)."""
     from core import lake
     from core.settings import variable_name

@@ -57,7 +57,7 @@ async def _admin(target: PgTarget):  # type: ignore[no-untyped-def]
     try:
         return await asyncpg.connect(host=target.host, port=target.port, user="postgres",
                                      database="postgres", timeout=10)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         raise ServiceError(
             f"cannot reach PostgreSQL at {target.host}:{target.port} as postgres ({exc})",
             hint="start PostgreSQL or unset FINKS_DATABASE_URL to use SQLite",

@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core import lake
+from core.errors import ServiceError, UsageError
 from finks.devstack import procs
 from finks.devstack.services import ALL_SERVICES, DEFAULT_SERVICES, REQUIRES, spec
-from core.errors import ServiceError, UsageError
-from core import lake
 
 if TYPE_CHECKING:
     from core.settings import Settings
