@@ -36,4 +36,5 @@ def client(settings: Settings, service: str, *, fast_fail: bool = False) -> Any:
     """A boto3 client for ``service`` at the environment's endpoint."""
     import boto3
 
-    return boto3.client(service, **client_kwargs(settings, fast_fail=fast_fail))
+    factory: Any = boto3.client  # typed per service by boto3-stubs; the service is a runtime value
+    return factory(service, **client_kwargs(settings, fast_fail=fast_fail))

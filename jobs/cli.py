@@ -5,7 +5,7 @@ Mount in finks/cli.py:
     app.add_typer(jobs.cli.dbt_app, name="dbt")
     app.command("testdata")(jobs.cli.testdata)
 
-Only typer and the light finks core are imported at module level; DuckDB,
+Only typer and the light core package are imported at module level; DuckDB,
 Spark and dbt load inside the commands.
 """
 

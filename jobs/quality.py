@@ -1,15 +1,17 @@
 """Data-quality records: what each dbt run tested and how it went.
 
 One JSON document per run at ``<gold>/_quality/<run_id>.json`` plus
-``<gold>/_quality/latest.json`` (whole-project runs only, not ``--select``), read by the flows' quality gate and by
-monitoring (the quality score is a CloudWatch metric in AWS).
+``<gold>/_quality/latest.json`` (whole-project runs only, not ``--select``),
+read by the flows' quality gate and by monitoring (the quality score is a
+CloudWatch metric in AWS). The dbt runner fills a record from its result
+(jobs.dbt.audit); this module only knows the record and where it is kept, so
+it imports nothing of jobs.
 
     score = tests passed / tests run      (warnings count as passed, 1.0 when none ran)
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,7 +20,6 @@ from core import lake
 
 if TYPE_CHECKING:
     from core.settings import Settings
-    from jobs.dbt import DbtResult
 
 
 @dataclass
@@ -41,25 +42,6 @@ class QualityRecord:
     models_failed: list[str] = field(default_factory=list)
     error: str | None = None
     selection: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_dbt(cls, result: DbtResult, started: dt.datetime,
-                 selection: list[str] | None = None) -> QualityRecord:
-        tests = result.tests
-        passed = sum(1 for t in tests if t.status == "pass")
-        warned = sum(1 for t in tests if t.status == "warn")
-        failed = [t.name for t in tests if t.status in ("fail", "error")]
-        models = [n for n in result.nodes if n.resource_type in ("model", "seed")]
-        return cls(
-            run_id=result.run_id, command=result.command, target=result.target,
-            started_at=started.isoformat(), finished_at=dt.datetime.now(dt.UTC).isoformat(),
-            ok=result.ok, published=result.published, tests_run=len(tests), tests_passed=passed,
-            tests_warned=warned, tests_failed=len(failed),
-            quality_score=round((passed + warned) / len(tests), 4) if tests else 1.0,
-            failed_tests=failed, freshness=dict(result.freshness),
-            models_built=sum(1 for m in models if m.status == "success"),
-            models_failed=[m.name for m in models if m.status not in ("success", "skipped")],
-            error=result.error, selection=list(selection or []))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

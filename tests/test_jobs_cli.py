@@ -46,8 +46,8 @@ def test_testdata_writes_bronze_the_transform_reads(lake, tmp_path: Path) -> Non
     assert json.loads(out.stdout)["rows_written"] > 0
 
 
-@pytest.mark.parametrize("module", ["jobs.cli"])
-def test_cli_module_imports_no_heavy_library(module: str) -> None:
+@pytest.mark.parametrize("module", ["jobs.cli", "jobs.dbt", "jobs.quality"])
+def test_module_imports_no_heavy_library(module: str) -> None:
     code = (f"import sys, {module}; heavy = [m for m in ('duckdb', 'pyspark', 'dbt', 'pyarrow', 'prefect') "
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

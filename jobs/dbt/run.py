@@ -1,0 +1,156 @@
+"""One dbt run: prepare it, invoke dbt, audit, publish, record quality.
+
+    build   into a fresh candidate; publish gold if the audit passes (local or Athena)
+    test    against a copy of the last published warehouse
+    docs    ``dbt docs generate`` (offline) into ``<home>/dbt/docs``
+
+Every run gets ``<home>/dbt/runs/<run_id>/`` (candidate, target, logs); the
+last few are kept for debugging.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core import clock
+from core.environ import scoped
+from core.errors import UsageError
+from jobs.dbt.audit import audit_freshness, quality_record
+from jobs.dbt.invoke import common_args, dbt_env, invoke, require_adapter
+from jobs.dbt.publish_athena import audit_then_publish, record_publication
+from jobs.dbt.publish_local import publish_local
+from jobs.dbt.results import DbtResult
+from jobs.dbt.silver import local_silver, require_silver
+from jobs.quality import write_quality
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+COMMANDS = ("build", "test", "docs")
+KEEP_RUNS = 5
+
+
+@dataclass(frozen=True)
+class _Run:
+    settings: Settings
+    command: str
+    target: str
+    selection: list[str]
+    started: dt.datetime
+    run_id: str
+    base: Path               # <home>/dbt
+    db: Path                 # the candidate DuckDB file of this run
+    common: list[str]        # arguments every dbt command of this run shares
+
+    @property
+    def run_dir(self) -> Path:
+        return self.base / "runs" / self.run_id
+
+    @property
+    def warehouse(self) -> Path:
+        return self.base / "warehouse.duckdb"
+
+
+def run_dbt(settings: Settings, command: str = "build", select: list[str] | str | None = None,
+            target: str | None = None, vars: dict[str, Any] | None = None, *,
+            quiet: bool = False) -> DbtResult:
+    """Run one dbt command in-process; ``build`` also audits and publishes gold.
+
+    ``quiet`` keeps dbt's own console output (which goes to stdout) to errors only.
+    """
+    run = _prepare(settings, command, select, target, vars or {}, quiet)
+    result = DbtResult(command, run.target, run.run_id, ok=False, run_dir=str(run.run_dir))
+    with scoped(dbt_env(run.db)):
+        if command == "docs":
+            return _docs(run, result)
+        _execute(run, result)
+    if command == "build":
+        _publish(run, result)
+    record = write_quality(settings, quality_record(result, run.started, run.selection))
+    result.quality = record.to_dict()
+    _prune(run.base / "runs")
+    return result
+
+
+def _prepare(settings: Settings, command: str, select: list[str] | str | None,
+             target: str | None, vars: dict[str, Any], quiet: bool) -> _Run:
+    if command not in COMMANDS:
+        raise UsageError(f"unknown dbt command {command!r}",
+                         hint=f"use one of {', '.join(COMMANDS)}")
+    target = target or settings.dbt_target or "local"
+    require_adapter(target)
+    started = clock.utcnow()
+    run_id = clock.new_run_id(started)
+    base = settings.home / "dbt"
+    run_dir = base / "runs" / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    silver = local_silver(settings, base) if target == "local" else ""
+    db = run_dir / "candidate.duckdb"
+    if command == "build":
+        if target == "local":
+            require_silver(silver)
+    else:
+        _copy_warehouse(base / "warehouse.duckdb", db, target)
+    return _Run(settings, command, target,
+                [select] if isinstance(select, str) else list(select or []),
+                started, run_id, base, db,
+                common_args(target, run_dir, {"silver_uri": silver, **vars}, quiet=quiet))
+
+
+def _copy_warehouse(warehouse: Path, db: Path, target: str) -> None:
+    """test and docs read a copy of the published warehouse: never lock the published file."""
+    if target == "local" and not warehouse.exists():
+        raise UsageError("nothing published yet to test or document",
+                         hint="run 'finks dbt build' first")
+    if warehouse.exists():
+        shutil.copyfile(warehouse, db)
+
+
+def _docs(run: _Run, result: DbtResult) -> DbtResult:
+    outcome = invoke(["docs", "generate", *run.common])
+    result.error = outcome.error
+    result.ok = outcome.success
+    if result.ok:
+        docs = run.base / "docs"
+        shutil.rmtree(docs, ignore_errors=True)
+        shutil.copytree(run.run_dir / "target", docs)
+        result.publish_note = f"docs in {docs / 'index.html'}"
+    return result
+
+
+def _execute(run: _Run, result: DbtResult) -> None:
+    """Invoke build or test and judge it: every node clean, then the silver fresh."""
+    if run.target == "athena" and run.command == "build" and not run.selection:
+        outcome = audit_then_publish(run.settings, run.common, result)
+    else:
+        selection = ["--select", *run.selection] if run.selection else []
+        outcome = invoke([run.command, *run.common, *selection])
+        result.nodes = outcome.nodes
+    result.error = outcome.error
+    result.failed_tests = [n.name for n in result.tests if n.status in ("fail", "error")]
+    result.ok = outcome.success and not result.failed_nodes and result.error is None
+    if result.ok and not run.selection and not result.freshness:
+        audit_freshness(run.common, result)
+
+
+def _publish(run: _Run, result: DbtResult) -> None:
+    """Write-audit-publish's last step: only a whole, audited build replaces gold."""
+    if run.selection:
+        result.publish_note = "partial build (--select): gold not published"
+    elif not result.ok:
+        result.publish_note = "audit failed: previous gold left in place"
+    elif run.target == "local":
+        publish_local(run.settings, run.db, run.warehouse, result)
+    else:
+        record_publication(run.settings, result)
+
+
+def _prune(runs: Path) -> None:
+    """Keep the last few run directories (logs, manifests) for debugging."""
+    dirs = sorted(p for p in runs.iterdir() if p.is_dir())
+    for old in dirs[:-KEEP_RUNS]:
+        shutil.rmtree(old, ignore_errors=True)
