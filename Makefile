@@ -8,10 +8,9 @@ ENV ?= local
 
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
-# Where a PostgreSQL answers on 127.0.0.1:5432, Prefect's server uses it
-# (finks creates the role and database); elsewhere it falls back to SQLite.
-FINKS_DATABASE_URL ?= $(shell pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && echo postgresql+asyncpg://finks@127.0.0.1:5432/finks_prefect)
-export FINKS_DATABASE_URL
+# Prefect's database is finks' choice (core/settings.py: PostgreSQL when one answers
+# on 127.0.0.1:5432, else SQLite; FINKS_PREFECT_DATABASE or FINKS_DATABASE_URL override),
+# so `make start` and a hand-typed `finks dev up` get the same history.
 
 .PHONY: install run test test-fast start stop reset status bench lint
 install: $(VENV)/.installed

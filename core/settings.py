@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, ge=1, le=65535)
     prefect_api_url: str | None = None
     database_url: SecretStr | None = None
+    # Which database Prefect's local server uses when FINKS_DATABASE_URL is not set:
+    # "auto" takes PostgreSQL when one answers on 127.0.0.1:5432, else SQLite.
+    prefect_database: Literal["auto", "postgresql", "sqlite"] = "auto"
     # Under load a cold Prefect server (migrations, UI assets) can take ~2 minutes.
     prefect_start_timeout: int = Field(120, ge=5, le=1800)
     worker_pool: str = Field("finks-process", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -132,6 +135,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _derive(self) -> Settings:
+        if self.database_url is None and self.env == "local" and self.prefect_database != "sqlite":
+            if self.prefect_database == "postgresql" or _postgres_answers(*LOCAL_POSTGRES):
+                self.database_url = SecretStr(LOCAL_PREFECT_DATABASE)
         if self.storage is None:
             self.storage = "local" if self.env == "local" else "s3"
         if self.engine is None:
@@ -236,6 +242,22 @@ class Settings(BaseSettings):
             fmp_secret_name=self.fmp_secret_name,
         )
         return data
+
+
+LOCAL_POSTGRES = ("127.0.0.1", 5432)
+# finks creates this role and database on first `finks dev up` (trust auth on loopback).
+LOCAL_PREFECT_DATABASE = "postgresql+asyncpg://finks@127.0.0.1:5432/finks_prefect"
+
+
+def _postgres_answers(host: str, port: int, timeout: float = 0.25) -> bool:
+    """Whether something accepts TCP connections on host:port (a refused connect is instant)."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _redact_url(value: str) -> str:

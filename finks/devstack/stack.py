@@ -114,7 +114,16 @@ def _service_status(settings: Settings, name: str) -> ServiceStatus:
 
 def status(settings: Settings) -> StackStatus:
     services = {name: _service_status(settings, name) for name in ALL_SERVICES}
-    return StackStatus(services, settings.database_kind, str(settings.home))
+    return StackStatus(services, _running_backend(settings), str(settings.home))
+
+
+def _running_backend(settings: Settings) -> str:
+    """The database of the Prefect server that really runs (recorded when it started),
+    else the one a start would use now."""
+    rec = _record(settings, "prefect")
+    if rec is not None and rec.alive() and rec.extra.get("backend"):
+        return str(rec.extra["backend"])
+    return settings.database_kind
 
 
 def _expand(services: Sequence[str] | None) -> list[str]:
