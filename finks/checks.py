@@ -29,7 +29,6 @@ Returning normally means passed; ``CheckFailed`` means failed;
 
 from __future__ import annotations
 
-import enum
 import json
 import os
 import signal
@@ -40,18 +39,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from finks.outcomes import FAILING, Outcome  # re-exported: check authors import it from here
+
 if TYPE_CHECKING:
     from core.settings import Settings
     from finks.models import CheckSpec
 
 EXCERPT_CHARS = 2000
-
-
-class Outcome(str, enum.Enum):
-    passed = "passed"
-    failed = "failed"
-    error = "error"
-    skipped = "skipped"
 
 
 @dataclass
@@ -221,7 +215,7 @@ def _parse_worker_output(code: int, out: str, err: str) -> tuple[Outcome, Eviden
         )
     payload = json.loads(out[marker + len(WORKER_MARKER) :].strip().splitlines()[0])
     evidence = Evidence(payload["message"], payload.get("figures", {}), payload.get("excerpt", ""))
-    if not evidence.excerpt and payload["outcome"] in ("failed", "error"):
+    if not evidence.excerpt and payload["outcome"] in FAILING:
         evidence.excerpt = _tail(err)
     return Outcome(payload["outcome"]), evidence
 

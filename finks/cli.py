@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from core.errors import FinksError, UsageError
 from finks.cligroup import LazyGroup
+
+if TYPE_CHECKING:
+    from finks.events import Reporter
+    from finks.loader import Plan
+    from finks.outcomes import SessionState
+    from finks.runner import Runner, RunSummary
+    from finks.state import StateStore
+    from finks.status import StatusBoard
 
 app = typer.Typer(
     name="finks",
@@ -60,25 +68,30 @@ def _state_dir() -> Path:
 
 
 def _check_env(env: str) -> str:
-    from finks.models import ENVIRONMENTS
+    from core.environments import ENVIRONMENTS
 
     if env not in ENVIRONMENTS:
         raise UsageError(f"unknown environment {env!r}", hint=f"use one of {', '.join(ENVIRONMENTS)}")
     return env
 
 
-def _plan():  # type: ignore[no-untyped-def]
+def _plan() -> Plan:
     from finks.loader import load_plan
 
     return load_plan(_G.sessions)
 
 
-def _board(env: str):  # type: ignore[no-untyped-def]
+def _store(env: str) -> StateStore:
     from finks.state import StateStore
+
+    return StateStore(_state_dir(), _check_env(env))
+
+
+def _board(env: str) -> tuple[Plan, StatusBoard]:
     from finks.status import StatusBoard
 
     plan = _plan()
-    return plan, StatusBoard(plan, StateStore(_state_dir(), _check_env(env)), _root())
+    return plan, StatusBoard(plan, _store(env), _root())
 
 
 def _echo_json(kind: str, payload: dict[str, Any]) -> None:
@@ -87,10 +100,10 @@ def _echo_json(kind: str, payload: dict[str, Any]) -> None:
     typer.echo(envelope(kind, payload))
 
 
-def _indicator(status: str, tty: bool) -> str:
+def _indicator(status: SessionState, tty: bool) -> str:
     from finks.status import INDICATOR
 
-    return f"{INDICATOR.get(status, ' ')} {status.replace('_', ' ')}" if tty else status.replace("_", " ")
+    return f"{INDICATOR.get(status, ' ')} {status.label}" if tty else status.label
 
 
 # ---- read commands ---------------------------------------------------------
@@ -103,8 +116,7 @@ def status(env: EnvOpt = "local", as_json: JsonOpt = False) -> None:
         _echo_json("status", {
             "env": env,
             "sessions": [r.to_dict(plan.sessions[r.sid]) for r in rows],
-            "gates": [{"id": g, "week": plan.gates[g].week, "title": plan.gates[g].title,
-                       "status": board.gate(g).status, "reason": board.gate(g).reason} for g in plan.gates],
+            "gates": [board.gate(g).to_dict() for g in plan.gates],
         })
         return
     from finks.reporters import paint, use_colour
@@ -134,41 +146,41 @@ def next_(env: EnvOpt = "local", as_json: JsonOpt = False) -> None:
 
     plan, board = _board(env)
     sched = schedule(plan, "high")
-    ready = [r.sid for r in board.all() if r.status in ("ready", "optional", "failed", "interrupted", "stale")]
-    ready.sort(key=lambda s: (sched.slack[s], plan.sessions[s].number))
+    ready = board.next_sessions(sched)
     if as_json:
         _echo_json("next", {"env": env, "sessions": [
-            {"id": s, "status": board.session(s).status, "slack_hours": sched.slack[s],
-             "command": f"finks run {s} --env {env}"} for s in ready]})
+            {"id": r.sid, "status": r.status, "slack_hours": sched.slack[r.sid],
+             "command": f"finks run {r.sid} --env {env}"} for r in ready]})
         return
     if not ready:
-        if all(r.status == "complete" for r in board.all()):
+        if board.all_complete():
             typer.echo(f"every session is complete on {env}: nothing to do")
         else:
             typer.echo("nothing is ready: run 'finks status' to see what blocks the plan")
         return
-    for s in ready:
-        tag = "critical" if sched.slack[s] == 0 else f"slack {sched.slack[s]:g}h"
-        typer.echo(f"{s:<4} {plan.sessions[s].title:<44} {board.session(s).status:<11} {tag:<12} "
-                   f"finks run {s} --env {env}")
+    for r in ready:
+        slack = sched.slack[r.sid]
+        tag = "critical" if slack == 0 else f"slack {slack:g}h"
+        typer.echo(f"{r.sid:<4} {plan.sessions[r.sid].title:<44} {r.status:<11} {tag:<12} "
+                   f"finks run {r.sid} --env {env}")
 
 
 @app.command("plan")
 def plan_(as_json: JsonOpt = False) -> None:
     """Parallel waves, the critical path by estimates (low and high), slack, total duration."""
-    from finks.graph import schedule, waves
+    from finks.graph import schedule, sum_of_estimates, waves
 
     plan = _plan()
     low, high = schedule(plan, "low"), schedule(plan, "high")
     wave_list = waves(plan)
+    total_low, total_high = sum_of_estimates(plan, "low"), sum_of_estimates(plan, "high")
     if as_json:
         _echo_json("plan", {
             "waves": wave_list,
             "critical_path": {"low": low.critical_path, "high": high.critical_path},
             "total_hours": {"low": low.total_hours, "high": high.total_hours},
             "slack_hours": {s: {"low": low.slack[s], "high": high.slack[s]} for s in plan.sessions},
-            "sum_of_estimates": {"low": sum(s.estimate_hours.low for s in plan.sessions.values()),
-                                 "high": sum(s.estimate_hours.high for s in plan.sessions.values())},
+            "sum_of_estimates": {"low": total_low, "high": total_high},
         })
         return
     for i, wave in enumerate(wave_list, 1):
@@ -176,8 +188,6 @@ def plan_(as_json: JsonOpt = False) -> None:
     for sched in (low, high):
         typer.echo(f"critical path ({sched.basis}, {sched.total_hours:g}h): " + " -> ".join(sched.critical_path))
     typer.echo("slack (low/high hours): " + "  ".join(f"{s}={low.slack[s]:g}/{high.slack[s]:g}" for s in plan.sessions))
-    total_low = sum(s.estimate_hours.low for s in plan.sessions.values())
-    total_high = sum(s.estimate_hours.high for s in plan.sessions.values())
     typer.echo(f"total: {low.total_hours:g}-{high.total_hours:g}h elapsed with unlimited parallelism; "
                f"{total_low:g}-{total_high:g}h of work in sequence")
 
@@ -185,7 +195,7 @@ def plan_(as_json: JsonOpt = False) -> None:
 @app.command()
 def graph(fmt: Annotated[str, typer.Option("--format", "-f", help="mermaid | dot | json")] = "mermaid") -> None:
     """The dependency graph as Mermaid, Graphviz dot or JSON."""
-    from finks.graph import to_dot, to_mermaid
+    from finks.graph import to_data, to_dot, to_mermaid
 
     plan = _plan()
     if fmt == "mermaid":
@@ -193,8 +203,7 @@ def graph(fmt: Annotated[str, typer.Option("--format", "-f", help="mermaid | dot
     elif fmt == "dot":
         typer.echo(to_dot(plan), nl=False)
     elif fmt == "json":
-        _echo_json("graph", {"nodes": [{"id": s, "title": x.title, "week": x.week} for s, x in plan.sessions.items()],
-                             "edges": [[d, s] for s, x in plan.sessions.items() for d in x.depends_on]})
+        _echo_json("graph", to_data(plan))
     else:
         raise UsageError(f"unknown format {fmt!r}", hint="use mermaid, dot or json")
 
@@ -236,36 +245,18 @@ def why(sid: str, env: EnvOpt = "local", as_json: JsonOpt = False) -> None:
     """The chain that blocks a session, down to the failing check and its evidence."""
     plan, board = _board(env)
     s = plan.session(sid)
-    chain: list[dict[str, Any]] = []
-
-    def walk(current: str, depth: int) -> None:
-        st = board.session(current)
-        entry: dict[str, Any] = {"id": current, "status": st.status, "reason": st.reason, "depth": depth}
-        if st.last_run is not None and st.status in ("failed", "interrupted"):
-            entry["evidence"] = [
-                {"check": c.get("check") or c.get("task"), "outcome": c["outcome"], "message": c["message"],
-                 "excerpt": c.get("excerpt", "")[-600:]}
-                for c in st.last_run.checks + st.last_run.actions if c["outcome"] in ("failed", "error")
-            ]
-        chain.append(entry)
-        for blocker in st.blockers:
-            if blocker in plan.sessions:
-                walk(blocker, depth + 1)
-            else:
-                g = board.gate(blocker)
-                chain.append({"id": blocker, "status": g.status, "reason": g.reason, "depth": depth + 1})
-
-    walk(s.id, 0)
+    answer = board.why(s.id)
     if as_json:
-        _echo_json("why", {"env": env, "session": s.id, "chain": chain})
+        _echo_json("why", {"env": env, **answer.to_dict()})
         return
-    for e in chain:
-        typer.echo("  " * e["depth"] + f"{e['id']}: {e['status']}" + (f" — {e['reason']}" if e["reason"] else ""))
-        for ev in e.get("evidence", []):
-            typer.echo("  " * e["depth"] + f"    {ev['check']} {ev['outcome']}: {ev['message']}")
-            for ln in ev["excerpt"].strip().splitlines()[-5:]:
-                typer.echo("  " * e["depth"] + "      | " + ln)
-    if chain[0]["status"] in ("ready", "complete", "optional"):
+    for link in answer.chain:
+        indent = "  " * link.depth
+        typer.echo(indent + f"{link.id}: {link.status}" + (f" — {link.reason}" if link.reason else ""))
+        for ev in link.evidence or ():
+            typer.echo(indent + f"    {ev.check} {ev.outcome}: {ev.message}")
+            for ln in ev.excerpt.strip().splitlines()[-5:]:
+                typer.echo(indent + "      | " + ln)
+    if answer.unblocked:
         typer.echo(f"{s.id} is not blocked: 'finks run {s.id} --env {env}'")
 
 
@@ -274,11 +265,10 @@ def handoff(sid: str, env: EnvOpt = "local", write: Annotated[bool, typer.Option
             as_json: JsonOpt = False) -> None:
     """Print a session's handoff note (from its latest run)."""
     from finks.handoff import handoff_path, render_handoff, write_handoff
-    from finks.state import StateStore
 
     plan = _plan()
     s = plan.session(sid)
-    store = StateStore(_state_dir(), _check_env(env))
+    store = _store(env)
     if write:
         write_handoff(plan, env, _root(), store, s.id)
     text = render_handoff(plan, env, _root(), store, s.id)
@@ -293,11 +283,10 @@ def handoff(sid: str, env: EnvOpt = "local", write: Annotated[bool, typer.Option
 def prime(sid: str, env: EnvOpt = "local", as_json: JsonOpt = False) -> None:
     """What a new working session needs to start this session."""
     from finks.handoff import render_prime
-    from finks.state import StateStore
 
     plan = _plan()
     s = plan.session(sid)
-    text = render_prime(plan, env, _root(), StateStore(_state_dir(), _check_env(env)), s.id)
+    text = render_prime(plan, env, _root(), _store(env), s.id)
     if as_json:
         _echo_json("prime", {"env": env, "session": s.id, "markdown": text})
         return
@@ -305,7 +294,7 @@ def prime(sid: str, env: EnvOpt = "local", as_json: JsonOpt = False) -> None:
 
 
 # ---- commands that run things ----------------------------------------------
-def _report_summary(summary: Any, as_json: bool) -> None:
+def _report_summary(summary: RunSummary, as_json: bool) -> None:
     if as_json:
         _echo_json("run", summary.to_dict())
     else:
@@ -322,11 +311,11 @@ def _report_summary(summary: Any, as_json: bool) -> None:
         raise typer.Exit(1)
 
 
-def _runner(env: str, jobs: int, as_json: bool, verbose: bool = False):  # type: ignore[no-untyped-def]
+def _runner(env: str, jobs: int, as_json: bool, verbose: bool = False) -> Runner:
     from finks.reporters import QuietReporter, TextReporter
     from finks.runner import Runner
 
-    reporter = QuietReporter() if as_json else TextReporter(verbose=verbose)
+    reporter: Reporter = QuietReporter() if as_json else TextReporter(verbose=verbose)
     return Runner(_plan(), _check_env(env), _root(), _state_dir(), reporter, jobs=jobs)
 
 
@@ -342,16 +331,13 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run sessions: their task actions, then their checks; record evidence; write handoffs."""
-    from finks.graph import select
+    from finks.graph import resolve, whole_plan
 
     runner = _runner(env, jobs, as_json, verbose)
     if all_ == bool(selector):
         raise UsageError("give a selector or --all (not both)", hint="e.g. 'finks run s8' or 'finks run --all'")
-    ids = select(runner.plan, "all" if all_ else selector or "")
-    explicit = set() if all_ else {i for i in ids if not (selector or "").startswith("+") or i in (selector or "")}
-    if selector and any(tok.startswith("+") for tok in selector.replace(",", " ").split()):
-        explicit = {runner.plan.session(tok.strip("+")).id for tok in selector.replace(",", " ").split() if tok.strip("+").startswith("s")}
-    summary = runner.run(ids, explicit=explicit, force=force, dry_run=dry_run)
+    selection = whole_plan(runner.plan) if all_ else resolve(runner.plan, selector or "")
+    summary = runner.run(selection, force=force, dry_run=dry_run)
     if dry_run and not as_json:
         for sid, outcome in summary.results.items():
             typer.echo(f"{sid:<4} {outcome:<11} {runner.plan.sessions[sid].title}  {summary.reasons.get(sid, '')}")
@@ -363,21 +349,16 @@ def run(
 def retry(env: EnvOpt = "local", jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=16)] = 1,
           as_json: JsonOpt = False) -> None:
     """Re-run what failed or was skipped in the last run."""
-    from finks.state import StateStore
+    from finks.graph import named
 
-    store = StateStore(_state_dir(), _check_env(env))
-    batches = store.history().batches
-    if not batches:
+    again = _store(env).history().to_retry()
+    if again is None:
         raise UsageError(f"no earlier run recorded for env {env!r}", hint="use 'finks run SELECTOR'")
-    last = batches[-1]["results"]
-    again = [s for s, o in last.items() if o in ("failed", "skipped_upstream", "blocked")]
     if not again:
         typer.echo("the last run had no failures: nothing to retry")
         return
     runner = _runner(env, jobs, as_json)
-    from finks.graph import topo_order
-
-    summary = runner.run(topo_order(runner.plan, set(again) & set(runner.plan.sessions)), explicit=set(again))
+    summary = runner.run(named(runner.plan, again))
     _report_summary(summary, as_json)
 
 
@@ -385,11 +366,8 @@ def retry(env: EnvOpt = "local", jobs: Annotated[int, typer.Option("--jobs", "-j
 def gate(gate_id: str, env: EnvOpt = "local", as_json: JsonOpt = False) -> None:
     """Evaluate a weekly gate (its sessions complete, its own checks) and record it."""
     runner = _runner(env, 1, as_json)
-    gid = gate_id.lower()
-    if gid not in runner.plan.gates:
-        raise UsageError(f"unknown gate {gate_id!r}", hint=f"gates: {', '.join(runner.plan.gates)}")
-    with runner.store.run_lock():
-        passed, reason = runner.evaluate_gate(gid)
+    gid = runner.plan.gate(gate_id).id
+    passed, reason = runner.gate(gid)
     if as_json:
         _echo_json("gate", {"env": env, "gate": gid, "passed": passed, "reason": reason})
     else:
@@ -402,17 +380,13 @@ def gate(gate_id: str, env: EnvOpt = "local", as_json: JsonOpt = False) -> None:
 def reset(sid: str, env: EnvOpt = "local",
           yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False) -> None:
     """Forget a session's runs (the history keeps a 'reset' event; nothing is deleted)."""
-    from finks.state import StateStore
-
     plan = _plan()
     s = plan.session(sid)
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError(f"resetting {s.id} needs confirmation", hint="pass --yes")
         typer.confirm(f"forget every run of {s.id} on {env}?", abort=True)
-    store = StateStore(_state_dir(), _check_env(env))
-    with store.run_lock():
-        store.append({"type": "reset", "session": s.id})
+    _store(env).reset(s.id)
     typer.echo(f"{s.id} reset on {env}: it is now {_board(env)[1].session(s.id).status}")
 
 

@@ -63,10 +63,11 @@ def _load_lazy(name: str):  # type: ignore[no-untyped-def]
     if isinstance(obj, typer.Typer):
         if obj.info.help is None:
             obj.info.help = help_text
-        command = typer.main.get_group(obj)
-    else:
-        holder.command(name)(obj)
-        command = typer.main.get_command(holder)
+        group = typer.main.get_group(obj)
+        group.name = name
+        return group
+    holder.command(name)(obj)
+    command = typer.main.get_command(holder)
     command.name = name
     return command
 
@@ -83,8 +84,8 @@ class LazyGroup(FinksGroup):
 
     def format_commands(self, ctx, formatter):  # type: ignore[no-untyped-def]
         # Help lists the lazy commands from their table: no imports for --help.
-        rows = [(n, (super(LazyGroup, self).get_command(ctx, n).get_short_help_str(60)))
-                for n in super().list_commands(ctx)]
+        own = {n: super(LazyGroup, self).get_command(ctx, n) for n in super().list_commands(ctx)}
+        rows = [(n, command.get_short_help_str(60)) for n, command in own.items() if command is not None]
         rows += [(n, help_text) for n, (_, _, help_text) in _LAZY.items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)

@@ -5,7 +5,9 @@ Pure functions over a :class:`~finks.loader.Plan`; no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from core.errors import UsageError
 from finks.loader import Plan, _suggest
@@ -89,11 +91,18 @@ class Schedule:
     slack: dict[str, float]
 
 
+def _hours(plan: Plan, sid: str, basis: str) -> float:
+    estimate = plan.sessions[sid].estimate_hours
+    return estimate.high if basis == "high" else estimate.low
+
+
+def sum_of_estimates(plan: Plan, basis: str = "high") -> float:
+    """The hours of work in the plan, one session after another."""
+    return sum(_hours(plan, sid, basis) for sid in plan.sessions)
+
+
 def schedule(plan: Plan, basis: str = "high") -> Schedule:
-    dur = {
-        sid: (s.estimate_hours.high if basis == "high" else s.estimate_hours.low)
-        for sid, s in plan.sessions.items()
-    }
+    dur = {sid: _hours(plan, sid, basis) for sid in plan.sessions}
     order = topo_order(plan)
     es: dict[str, float] = {}
     for sid in order:
@@ -112,6 +121,45 @@ def schedule(plan: Plan, basis: str = "high") -> Schedule:
         nxt = [c for c in children[current] if slack[c] == 0 and abs(es[c] - (es[current] + dur[current])) < 1e-9]
         current = min(nxt, key=lambda s: plan.sessions[s].number) if nxt else None
     return Schedule(basis, total, path, es, slack)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Sessions to run, in dependency order, and the ones the user named.
+
+    A named (explicit) session runs even when it is complete; any other
+    selected session only when it is not.
+    """
+
+    ids: tuple[str, ...]
+    explicit: frozenset[str]
+
+
+def resolve(plan: Plan, selector: str) -> Selection:
+    """:func:`select`, plus what the selector names explicitly.
+
+    With an upstream part (``+s8``) a selector names only its session parts
+    (``s8`` of ``+s8``, ``s3`` of ``s3``, ``s5`` of ``s5+``): the upstream they
+    bring along runs only where it is not complete. Any other selector names
+    every session it selects.
+    """
+    ids = select(plan, selector)
+    tokens = selector.replace(",", " ").split()
+    if not any(token.startswith("+") for token in tokens):
+        return Selection(tuple(ids), frozenset(ids))
+    cores = (token.strip("+").lower() for token in tokens)
+    return Selection(tuple(ids), frozenset(plan.session(core).id for core in cores if core.startswith("s")))
+
+
+def whole_plan(plan: Plan) -> Selection:
+    """Every session, none named: what is complete stays as it is (``--all``)."""
+    return Selection(tuple(topo_order(plan)), frozenset())
+
+
+def named(plan: Plan, sids: Iterable[str]) -> Selection:
+    """These sessions (those still in the plan), in dependency order, each named."""
+    chosen = set(sids) & set(plan.sessions)
+    return Selection(tuple(topo_order(plan, chosen)), frozenset(chosen))
 
 
 def select(plan: Plan, selector: str) -> list[str]:
@@ -161,6 +209,14 @@ def _select_one(plan: Plan, part: str) -> set[str]:
     if with_down:
         found |= downstream(plan, sid)
     return found
+
+
+def to_data(plan: Plan) -> dict[str, Any]:
+    """Nodes and edges (``[dependency, dependent]``), for JSON."""
+    return {
+        "nodes": [{"id": sid, "title": s.title, "week": s.week} for sid, s in plan.sessions.items()],
+        "edges": [[dep, sid] for sid, s in plan.sessions.items() for dep in s.depends_on],
+    }
 
 
 def to_mermaid(plan: Plan) -> str:

@@ -7,10 +7,12 @@ import subprocess
 from pathlib import Path
 
 from finks.loader import Plan
+from finks.outcomes import FAILING, Outcome, SessionOutcome, SessionState
 from finks.state import SessionRun, StateStore
 from finks.status import StatusBoard
 
-MARK = {"passed": "✅", "failed": "❌", "error": "❌", "skipped": "⏭️"}
+MARK = {Outcome.passed: "✅", Outcome.failed: "❌", Outcome.error: "❌", Outcome.skipped: "⏭️"}
+VERDICT = {SessionOutcome.passed: "complete", SessionOutcome.not_applicable: "not applicable to this environment"}
 
 
 def handoffs_dir(root: Path) -> Path:
@@ -51,9 +53,7 @@ def render_handoff(plan: Plan, env: str, root: Path, store: StateStore, sid: str
     lines = [f"## Session {session.number} Handoff — {session.title}", ""]
     if run is None:
         return "\n".join(lines + ["No run recorded yet: run 'finks run " + sid + "'."]) + "\n"
-    verdict = {"passed": "complete", "not_applicable": "not applicable to this environment"}.get(
-        run.outcome or "", run.outcome or "interrupted"
-    )
+    verdict = VERDICT.get(run.outcome, run.outcome) if run.outcome else "interrupted"
     lines += [
         f"- Environment: `{env}` · run `{run.run_id}` · started {run.started_at}"
         f" · git {run.git.get('commit') or 'unknown'}{' (dirty)' if run.git.get('dirty') else ''}",
@@ -70,7 +70,7 @@ def render_handoff(plan: Plan, env: str, root: Path, store: StateStore, sid: str
             lines.append(f"- ⬜ {criterion.text} — not run")
             continue
         outcomes = {c["outcome"] for c in checks}
-        mark = "❌" if outcomes & {"failed", "error"} else "✅" if "passed" in outcomes else "⏭️"
+        mark = "❌" if outcomes & FAILING else "✅" if Outcome.passed in outcomes else "⏭️"
         lines.append(f"- {mark} {criterion.text}")
         for c in checks:
             figures = ", ".join(f"{k}={v}" for k, v in list(c.get("figures", {}).items())[:6])
@@ -88,7 +88,7 @@ def render_handoff(plan: Plan, env: str, root: Path, store: StateStore, sid: str
         lines.append(f"- `{rel}`" + ("" if (root / rel).exists() else " (missing)"))
     if not session.deliverables:
         lines.append("- (none: this session prepares the environment)")
-    previous = [r for r in history.runs.get(sid, [])[:-1] if r.outcome == "passed"]
+    previous = [r for r in history.runs.get(sid, [])[:-1] if r.outcome == SessionOutcome.passed]
     since = previous[-1].git.get("commit") if previous else None
     changed = _changed_files(root, since, session.deliverables)
     lines += ["", "### Files changed" + (f" since {since}" if since else " (uncommitted)")]
@@ -96,19 +96,20 @@ def render_handoff(plan: Plan, env: str, root: Path, store: StateStore, sid: str
     tests = [c for c in run.checks if c.get("kind") == "pytest"]
     lines += ["", "### Test results"]
     lines += [f"- `{c['target']}`: {c['message']}" for c in tests] or [
-        f"- {sum(c['outcome'] == 'passed' for c in run.checks)} checks passed, "
-        f"{sum(c['outcome'] in ('failed', 'error') for c in run.checks)} failed, "
-        f"{sum(c['outcome'] == 'skipped' for c in run.checks)} skipped"
+        f"- {sum(c['outcome'] == Outcome.passed for c in run.checks)} checks passed, "
+        f"{sum(c['outcome'] in FAILING for c in run.checks)} failed, "
+        f"{sum(c['outcome'] == Outcome.skipped for c in run.checks)} skipped"
     ]
     lines += ["", "### ⚠️ Known issues"]
     lines += [f"- {issue}" for issue in session.known_issues] or ["- none recorded"]
     from finks.graph import dependents
 
-    unlocked = [c for c in dependents(plan)[sid] if board.session(c).status in ("ready", "optional")]
-    blocking = [c for c in run.checks + run.actions if c["outcome"] in ("failed", "error")]
+    unlocked = [c for c in dependents(plan)[sid]
+                if board.session(c).status in (SessionState.ready, SessionState.optional)]
+    blocking = [c for c in run.checks + run.actions if c["outcome"] in FAILING]
     lines += ["", "### 🔗 Next"]
     lines += [f"- {c}: {plan.sessions[c].title} — `finks run {c} --env {env}`" for c in unlocked] or [
-        "- no session newly unlocked" + (" (a gate may still need to pass: `finks status`)" if run.outcome == "passed" else "")
+        "- no session newly unlocked" + (" (a gate may still need to pass: `finks status`)" if run.outcome == SessionOutcome.passed else "")
     ]
     lines += ["", "### Blocking issues"]
     for c in blocking:

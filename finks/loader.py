@@ -15,8 +15,9 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
-from core.errors import PlanError
+from core.errors import PlanError, UsageError
 from finks.models import Gate, GateFile, Session
 
 GATES_FILE = "gates.yaml"
@@ -82,7 +83,7 @@ def _line_of(data: Any, loc: tuple[Any, ...]) -> int:
     return line
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: ErrorDetails) -> str:
     loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
     if err["type"] == "missing":
         return f"missing required field '{loc}'; add it"
@@ -118,8 +119,6 @@ class Plan:
     files: dict[str, Path] = field(default_factory=dict)
 
     def session(self, sid: str) -> Session:
-        from core.errors import UsageError
-
         key = sid.lower()
         if key.startswith("s") and key[1:].isdigit():
             key = f"s{int(key[1:])}"
@@ -127,6 +126,12 @@ class Plan:
             hint = _suggest(key, list(self.sessions))
             raise UsageError(f"unknown session {sid!r}", hint=hint or "run 'finks status' to list them")
         return self.sessions[key]
+
+    def gate(self, gate_id: str) -> Gate:
+        gid = gate_id.lower()
+        if gid not in self.gates:
+            raise UsageError(f"unknown gate {gate_id!r}", hint=f"gates: {', '.join(self.gates)}")
+        return self.gates[gid]
 
     def gate_for_week(self, week: int) -> Gate | None:
         return next((g for g in self.gates.values() if g.week == week), None)
@@ -150,7 +155,7 @@ def load_plan(directory: Path | None = None) -> Plan:
         raise PlanError([f"{directory}: no such sessions directory; pass --sessions DIR or set FINKS_SESSIONS"])
     problems: list[str] = []
     sessions: dict[str, Session] = {}
-    raw: dict[str, tuple[Path, Any]] = {}
+    raw: dict[str, tuple[Path, _LineMap]] = {}
     files = sorted(p for p in directory.glob("*.y*ml") if p.name != GATES_FILE)
     if not files:
         raise PlanError([f"{directory}: no session files (*.yaml) found"])
@@ -160,7 +165,7 @@ def load_plan(directory: Path | None = None) -> Plan:
         except PlanError as exc:
             problems.extend(exc.problems)
             continue
-        if not isinstance(data, dict):
+        if not isinstance(data, _LineMap):  # every YAML mapping loads as a _LineMap
             problems.append(f"{path}:1: expected a mapping describing one session")
             continue
         try:
@@ -205,7 +210,7 @@ def _load_gates(path: Path, problems: list[str]) -> tuple[dict[str, Gate], bool]
     return {g.id: g for g in gate_file.gates}, gate_file.strict
 
 
-def _dependency_problems(sessions: dict[str, Session], raw: dict[str, tuple[Path, Any]]) -> list[str]:
+def _dependency_problems(sessions: dict[str, Session], raw: dict[str, tuple[Path, _LineMap]]) -> list[str]:
     problems = []
     for sid, session in sessions.items():
         path, data = raw[sid]

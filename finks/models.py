@@ -8,12 +8,14 @@ errors into messages that name the file and line.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-ENVIRONMENTS = ("local", "dev", "staging", "prod")
-EnvName = Literal["local", "dev", "staging", "prod"]
+from core.environments import ENVIRONMENTS, Env
+
+# core.environments types its tuple as plain strings; each of them is an Env.
+EVERY_ENV = cast("tuple[Env, ...]", ENVIRONMENTS)
 SESSION_ID = re.compile(r"^s\d{1,2}$")
 
 
@@ -29,7 +31,7 @@ class CheckSpec(_Strict):
     pytest: str | None = None
     shell: str | None = None
     timeout: float = Field(120.0, gt=0, le=3600)
-    envs: tuple[EnvName, ...] = ENVIRONMENTS
+    envs: tuple[Env, ...] = EVERY_ENV
 
     @model_validator(mode="after")
     def _one_kind(self) -> CheckSpec:
@@ -62,7 +64,7 @@ class Action(_Strict):
     python: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     shell: str | None = None
     timeout: float = Field(600.0, gt=0, le=7200)
-    envs: tuple[EnvName, ...] = ENVIRONMENTS
+    envs: tuple[Env, ...] = EVERY_ENV
 
     @model_validator(mode="after")
     def _one_kind(self) -> Action:

@@ -1,13 +1,29 @@
-"""Render runner events: progress on stderr for people, JSON on stdout for machines."""
+"""Render runner events: progress on stderr for people, JSON on stdout for machines.
+
+Both reporters implement :class:`finks.events.Reporter`: ``handle(event)``
+dispatches on the event's type, and an event a reporter does not show falls
+through to the base method, which ignores it.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
 from typing import IO, Any
 
-from finks.checks import CheckResult
+from finks.events import (
+    ActionFinished,
+    ActionStarted,
+    CheckFinished,
+    Event,
+    GateEvaluated,
+    SessionFinished,
+    SessionSkipped,
+    SessionStarted,
+)
+from finks.outcomes import FAILING
 
 JSON_SCHEMA_VERSION = 1
 
@@ -42,28 +58,42 @@ class TextReporter:
         self.stream.write(text + "\n")
         self.stream.flush()
 
-    def __call__(self, event: str, data: dict[str, Any]) -> None:
-        if event == "session_started":
-            self._out(f"▶ {data['session']}: {data['title']}  (run {data['run_id']})")
-        elif event == "action_started":
-            self._out(f"  … {data['task']}")
-        elif event in ("action_finished", "check_finished"):
-            result: CheckResult = data["result"]
-            word = result.outcome.value
-            label = data.get("task") or result.check_id
-            line = f"  {paint(word.upper().ljust(7), word, self.colour)} {label} [{result.duration_s:.1f}s] {result.evidence.message}"
-            self._out(line)
-            if word in ("failed", "error") and result.evidence.excerpt and self.verbose:
-                for ln in result.evidence.excerpt.splitlines()[-10:]:
-                    self._out("      " + ln)
-        elif event == "session_finished":
-            word = data["outcome"]
-            self._out(f"■ {data['session']} {paint(word, word, self.colour)} in {data['duration_s']:.1f}s → {data['handoff']}")
-        elif event == "session_skipped":
-            self._out(f"■ {data['session']} {paint('skipped', 'skipped_upstream', self.colour)}: {data['reason']}")
-        elif event == "gate_evaluated":
-            word = "passed" if data["passed"] else "failed"
-            self._out(f"◆ gate {data['gate']} {paint(word, word, self.colour)}: {data['reason']}")
+    @functools.singledispatchmethod
+    def handle(self, event: Event) -> None:
+        """An event this reporter does not show (CheckStarted)."""
+
+    @handle.register
+    def _session_started(self, event: SessionStarted) -> None:
+        self._out(f"▶ {event.session}: {event.title}  (run {event.run_id})")
+
+    @handle.register
+    def _action_started(self, event: ActionStarted) -> None:
+        self._out(f"  … {event.task}")
+
+    @handle.register
+    def _result(self, event: ActionFinished | CheckFinished) -> None:
+        result = event.result
+        word = result.outcome.value
+        label = (event.task if isinstance(event, ActionFinished) else "") or result.check_id
+        self._out(f"  {paint(word.upper().ljust(7), word, self.colour)} {label} [{result.duration_s:.1f}s] "
+                  f"{result.evidence.message}")
+        if result.outcome in FAILING and result.evidence.excerpt and self.verbose:
+            for ln in result.evidence.excerpt.splitlines()[-10:]:
+                self._out("      " + ln)
+
+    @handle.register
+    def _session_finished(self, event: SessionFinished) -> None:
+        word = event.outcome
+        self._out(f"■ {event.session} {paint(word, word, self.colour)} in {event.duration_s:.1f}s → {event.handoff}")
+
+    @handle.register
+    def _session_skipped(self, event: SessionSkipped) -> None:
+        self._out(f"■ {event.session} {paint('skipped', 'skipped_upstream', self.colour)}: {event.reason}")
+
+    @handle.register
+    def _gate_evaluated(self, event: GateEvaluated) -> None:
+        word = "passed" if event.passed else "failed"
+        self._out(f"◆ gate {event.gate} {paint(word, word, self.colour)}: {event.reason}")
 
 
 class QuietReporter:
@@ -72,8 +102,14 @@ class QuietReporter:
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stderr
 
-    def __call__(self, event: str, data: dict[str, Any]) -> None:
-        if event == "session_finished":
-            self.stream.write(f"{data['session']} {data['outcome']}\n")
-        elif event == "session_skipped":
-            self.stream.write(f"{data['session']} skipped: {data['reason']}\n")
+    @functools.singledispatchmethod
+    def handle(self, event: Event) -> None:
+        """Every event but a session's end is left out."""
+
+    @handle.register
+    def _session_finished(self, event: SessionFinished) -> None:
+        self.stream.write(f"{event.session} {event.outcome}\n")
+
+    @handle.register
+    def _session_skipped(self, event: SessionSkipped) -> None:
+        self.stream.write(f"{event.session} skipped: {event.reason}\n")

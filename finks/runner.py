@@ -1,14 +1,14 @@
 """Run sessions: task actions, then checks; record evidence; write handoffs.
 
-The runner never prints: it emits events to a reporter (see
-:mod:`finks.reporters`). Independent sessions run in parallel up to ``jobs``;
-a session whose predecessor failed in this run is skipped with that reason.
+The runner never prints: it emits typed events (:mod:`finks.events`) to a
+reporter (:mod:`finks.reporters`). Independent sessions run in parallel up to
+``jobs``; a session whose predecessor failed in this run is skipped with that
+reason.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,13 +16,28 @@ from typing import Any
 
 from core.clock import new_run_id
 from core.errors import BlockedError
-from finks.checks import CheckContext, CheckResult, Evidence, Outcome, run_check
+from finks.checks import CheckContext, CheckResult, Outcome, run_check
+from finks.events import (
+    ActionFinished,
+    ActionStarted,
+    CheckFinished,
+    CheckStarted,
+    GateEvaluated,
+    Reporter,
+    SessionFinished,
+    SessionSkipped,
+    SessionStarted,
+)
+from finks.graph import Selection
 from finks.loader import Plan
 from finks.models import Action, CheckSpec, Session
+from finks.outcomes import FAILING, NOT_OK, GateState, SessionOutcome, SessionState
 from finks.state import StateStore
 from finks.status import StatusBoard, deliverables_hash
 
-Emit = Callable[[str, dict[str, Any]], None]
+# The outcomes a summary counts (its "counts" in JSON, its one line of text).
+_COUNTED = (SessionOutcome.passed, SessionOutcome.failed, SessionOutcome.skipped_upstream, SessionOutcome.blocked,
+            SessionOutcome.up_to_date)
 
 
 def git_info(root: Path) -> dict[str, Any]:
@@ -41,17 +56,16 @@ def git_info(root: Path) -> dict[str, Any]:
 class RunSummary:
     env: str
     batch_id: str
-    results: dict[str, str] = field(default_factory=dict)  # sid -> passed|failed|skipped_upstream|blocked|up_to_date
+    results: dict[str, SessionOutcome] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
-    gates: dict[str, str] = field(default_factory=dict)
+    gates: dict[str, GateState] = field(default_factory=dict)  # gates evaluated on the way: passed | failed
 
-    def count(self, outcome: str) -> int:
+    def count(self, outcome: SessionOutcome) -> int:
         return sum(1 for o in self.results.values() if o == outcome)
 
     @property
     def ok(self) -> bool:
-        bad = ("failed", "skipped_upstream", "blocked")
-        return not any(o in bad for o in self.results.values())
+        return all(o.ok for o in self.results.values())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,18 +74,18 @@ class RunSummary:
             "ok": self.ok,
             "sessions": [{"id": s, "outcome": o, "reason": self.reasons.get(s, "")} for s, o in self.results.items()],
             "gates": self.gates,
-            "counts": {k: self.count(k) for k in ("passed", "failed", "skipped_upstream", "blocked", "up_to_date")},
+            "counts": {str(k): self.count(k) for k in _COUNTED},
         }
 
 
 class Runner:
-    def __init__(self, plan: Plan, env: str, root: Path, state_dir: Path, emit: Emit, jobs: int = 1) -> None:
+    def __init__(self, plan: Plan, env: str, root: Path, state_dir: Path, reporter: Reporter, jobs: int = 1) -> None:
         self.plan = plan
         self.env = env
         self.root = root
         self.state_dir = state_dir
         self.store = StateStore(state_dir, env)
-        self.emit = emit
+        self.report = reporter.handle  # every event goes through here
         self.jobs = max(1, jobs)
 
     def board(self) -> StatusBoard:
@@ -94,13 +108,13 @@ class Runner:
             timeout=action.timeout,
             envs=action.envs,
         )
-        self.emit("action_started", {"session": session.id, "task": title})
+        self.report(ActionStarted(session.id, title))
         result = run_check(spec, self._ctx(session.id, "action"))
         self.store.append({"type": "action", "run_id": run_id, "session": session.id, "task": title, **result.to_dict()})
-        self.emit("action_finished", {"session": session.id, "task": title, "result": result})
+        self.report(ActionFinished(session.id, title, result))
         return result
 
-    def run_session(self, session: Session) -> str:
+    def run_session(self, session: Session) -> SessionOutcome:
         """Run one session's actions and checks; return passed | failed | not_applicable."""
         from finks.handoff import write_handoff
 
@@ -111,32 +125,32 @@ class Runner:
         self.store.append(
             {"type": "run_started", "run_id": run_id, "session": session.id, "pid": os.getpid(), "git": git_info(self.root)}
         )
-        self.emit("session_started", {"session": session.id, "title": session.title, "run_id": run_id})
-        outcome = "passed"
+        self.report(SessionStarted(session.id, session.title, run_id))
+        outcome = SessionOutcome.passed
         for task in session.tasks:
             if task.action is None or self.env not in task.action.envs:
                 continue
             result = self._action(session, task.title, task.action, run_id)
-            if result.outcome in (Outcome.failed, Outcome.error):
-                outcome = "failed"
+            if result.outcome in FAILING:
+                outcome = SessionOutcome.failed
                 break
         results: list[tuple[str, CheckResult]] = []
-        if outcome == "passed":
+        if outcome == SessionOutcome.passed:
             for criterion in session.criteria:
                 for spec in criterion.checks:
-                    self.emit("check_started", {"session": session.id, "check": spec.id})
+                    self.report(CheckStarted(session.id, spec.id))
                     result = run_check(spec, self._ctx(session.id, spec.id))
                     results.append((criterion.text, result))
                     self.store.append(
                         {"type": "check", "run_id": run_id, "session": session.id, "criterion": criterion.text,
                          "kind": spec.kind, "target": spec.target, **result.to_dict()}
                     )
-                    self.emit("check_finished", {"session": session.id, "criterion": criterion.text, "result": result})
+                    self.report(CheckFinished(session.id, criterion.text, result))
             outcomes = {r.outcome for _, r in results}
-            if outcomes & {Outcome.failed, Outcome.error}:
-                outcome = "failed"
+            if outcomes & FAILING:
+                outcome = SessionOutcome.failed
             elif Outcome.passed not in outcomes:
-                outcome = "not_applicable"
+                outcome = SessionOutcome.not_applicable
         duration = time.monotonic() - started
         self.store.append(
             {"type": "run_finished", "run_id": run_id, "session": session.id, "outcome": outcome,
@@ -144,7 +158,7 @@ class Runner:
              "deliverables_hash": deliverables_hash(self.root, session.deliverables)}
         )
         path = write_handoff(self.plan, self.env, self.root, self.store, session.id)
-        self.emit("session_finished", {"session": session.id, "outcome": outcome, "duration_s": duration, "handoff": path})
+        self.report(SessionFinished(session.id, outcome, duration, path))
         return outcome
 
     # ---- gates ---------------------------------------------------------
@@ -152,7 +166,7 @@ class Runner:
         board = self.board()
         gate = self.plan.gates[gid]
         members = board.gate_sessions(gate)
-        incomplete = {s: board.session(s).status for s in members if board.session(s).status != "complete"}
+        incomplete = {s: board.session(s).status for s in members if board.session(s).status != SessionState.complete}
         checks: list[dict[str, Any]] = []
         if incomplete:
             reason = "incomplete: " + ", ".join(f"{s} ({st})" for s, st in incomplete.items())
@@ -161,34 +175,39 @@ class Runner:
             for spec in gate.checks:
                 result = run_check(spec, self._ctx(gid, spec.id))
                 checks.append(result.to_dict())
-                self.emit("check_finished", {"session": gid, "criterion": gate.title, "result": result})
-            bad = [c for c in checks if c["outcome"] in ("failed", "error")]
+                self.report(CheckFinished(gid, gate.title, result))
+            bad = [c for c in checks if c["outcome"] in FAILING]
             passed = not bad
             reason = "; ".join(f"{c['check']}: {c['message']}" for c in bad) or "all sessions complete, gate checks passed"
-        self.store.append({"type": "gate", "gate": gid, "outcome": "passed" if passed else "failed",
+        self.store.append({"type": "gate", "gate": gid, "outcome": GateState.passed if passed else GateState.failed,
                            "reason": reason, "checks": checks})
-        self.emit("gate_evaluated", {"gate": gid, "passed": passed, "reason": reason})
+        self.report(GateEvaluated(gid, passed, reason))
         return passed, reason
 
+    def gate(self, gate_id: str) -> tuple[bool, str]:
+        """Evaluate one gate on its own ('finks gate'), holding the run lock."""
+        gid = self.plan.gate(gate_id).id
+        with self.store.run_lock():
+            return self.evaluate_gate(gid)
+
     # ---- batches ---------------------------------------------------------
-    def plan_batch(self, selected: list[str], *, explicit: set[str], force: bool) -> list[str]:
+    def plan_batch(self, selection: Selection, *, force: bool) -> list[str]:
         """Drop sessions already complete unless named explicitly or forced."""
         board = self.board()
-        return [s for s in selected if force or s in explicit or board.session(s).status != "complete"]
+        return [s for s in selection.ids
+                if force or s in selection.explicit or board.session(s).status != SessionState.complete]
 
-    def run(self, selected: list[str], *, explicit: set[str] | None = None, force: bool = False,
-            dry_run: bool = False) -> RunSummary:
-        explicit = explicit or set()
+    def run(self, selection: Selection, *, force: bool = False, dry_run: bool = False) -> RunSummary:
         summary = RunSummary(self.env, new_run_id())
-        todo = self.plan_batch(selected, explicit=explicit, force=force)
-        for sid in selected:
+        todo = self.plan_batch(selection, force=force)
+        for sid in selection.ids:
             if sid not in todo:
-                summary.results[sid] = "up_to_date"
+                summary.results[sid] = SessionOutcome.up_to_date
         self._refuse_blocked(todo, summary)
         if dry_run:
             for sid in todo:
                 if sid not in summary.results:
-                    summary.results[sid] = "would_run"
+                    summary.results[sid] = SessionOutcome.would_run
             return summary
         with self.store.run_lock():
             self._execute(todo, summary)
@@ -202,12 +221,12 @@ class Runner:
         for sid in todo:
             outside = []
             for dep in self.plan.sessions[sid].depends_on:
-                if dep not in in_batch and board.session(dep).status != "complete":
+                if dep not in in_batch and board.session(dep).status != SessionState.complete:
                     outside.append(f"{dep} ({board.session(dep).status})")
             if outside:
-                summary.results[sid] = "blocked"
+                summary.results[sid] = SessionOutcome.blocked
                 summary.reasons[sid] = "blocked by " + ", ".join(outside)
-        if len(todo) == 1 and summary.results.get(todo[0]) == "blocked":
+        if len(todo) == 1 and summary.results.get(todo[0]) == SessionOutcome.blocked:
             sid = todo[0]
             raise BlockedError(f"{sid} is {summary.reasons[sid]}", hint=f"run 'finks why {sid}' or 'finks run +{sid}'")
 
@@ -222,27 +241,27 @@ class Runner:
         status = board.gate(gate.id)
         if status.passed:
             return True, ""
-        if gate.id not in summary.gates and status.status in ("ready", "failed", "stale"):
+        if gate.id not in summary.gates and status.status in (GateState.ready, GateState.failed, GateState.stale):
             passed, reason = self.evaluate_gate(gate.id)
-            summary.gates[gate.id] = "passed" if passed else "failed"
+            summary.gates[gate.id] = GateState.passed if passed else GateState.failed
             return passed, "" if passed else f"gate {gate.id} failed: {reason}"
         return False, f"gate {gate.id} has not passed ({status.reason})"
 
     def _execute(self, todo: list[str], summary: RunSummary) -> None:
         pending = [s for s in todo if s not in summary.results]
-        running: dict[Future[str], str] = {}
+        running: dict[Future[SessionOutcome], str] = {}
         done: set[str] = set()
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             while pending or running:
                 progressed = False
                 for sid in list(pending):
                     deps = [d for d in self.plan.sessions[sid].depends_on if d in todo]
-                    failed_deps = [d for d in deps if summary.results.get(d) in ("failed", "skipped_upstream", "blocked")]
+                    failed_deps = [d for d in deps if summary.results.get(d) in NOT_OK]
                     if failed_deps:
-                        summary.results[sid] = "skipped_upstream"
+                        summary.results[sid] = SessionOutcome.skipped_upstream
                         summary.reasons[sid] = "upstream did not pass: " + ", ".join(
                             f"{d} ({summary.results[d].replace('_', ' ')})" for d in failed_deps)
-                        self.emit("session_skipped", {"session": sid, "reason": summary.reasons[sid]})
+                        self.report(SessionSkipped(sid, SessionOutcome.skipped_upstream, summary.reasons[sid]))
                         pending.remove(sid)
                         progressed = True
                         continue
@@ -254,9 +273,9 @@ class Runner:
                     pending.remove(sid)
                     progressed = True
                     if not ok:
-                        summary.results[sid] = "blocked"
+                        summary.results[sid] = SessionOutcome.blocked
                         summary.reasons[sid] = reason
-                        self.emit("session_skipped", {"session": sid, "reason": reason})
+                        self.report(SessionSkipped(sid, SessionOutcome.blocked, reason))
                         continue
                     running[pool.submit(self.run_session, self.plan.sessions[sid])] = sid
                 if running:
@@ -264,11 +283,13 @@ class Runner:
                     for fut in finished:
                         sid = running.pop(fut)
                         outcome = fut.result()
-                        summary.results[sid] = "failed" if outcome == "failed" else "passed"
+                        # not_applicable counts as passed in a batch: nothing applicable failed.
+                        failed = outcome == SessionOutcome.failed
+                        summary.results[sid] = SessionOutcome.failed if failed else SessionOutcome.passed
                         done.add(sid)
                 elif not progressed and pending:
                     for sid in pending:
-                        summary.results[sid] = "blocked"
+                        summary.results[sid] = SessionOutcome.blocked
                         summary.reasons[sid] = "predecessor not run"
                     pending.clear()
 
@@ -277,8 +298,3 @@ class Runner:
         gate = board.gate_before(self.plan.sessions[sid])
         return gate is not None and not board.gate(gate.id).passed
 
-
-def evidence_line(result: CheckResult) -> str:
-    ev: Evidence = result.evidence
-    figures = ", ".join(f"{k}={v}" for k, v in list(ev.figures.items())[:6])
-    return ev.message + (f" ({figures})" if figures else "")

@@ -31,6 +31,7 @@ from typing import Any
 
 from core.clock import now_iso
 from core.errors import StateError, StateLockedError
+from finks.outcomes import NOT_OK, SessionOutcome
 
 SCHEMA = 1
 
@@ -43,7 +44,7 @@ class SessionRun:
     pid: int
     git: dict[str, Any] = field(default_factory=dict)
     finished_at: str | None = None
-    outcome: str | None = None
+    outcome: SessionOutcome | None = None
     deliverables_hash: str | None = None
     duration_s: float | None = None
     checks: list[dict[str, Any]] = field(default_factory=list)
@@ -52,6 +53,11 @@ class SessionRun:
     @property
     def finished(self) -> bool:
         return self.outcome is not None
+
+    @property
+    def validated(self) -> bool:
+        """It finished having proved what applies here (passed, or nothing applied)."""
+        return self.outcome in (SessionOutcome.passed, SessionOutcome.not_applicable)
 
 
 @dataclass
@@ -68,9 +74,15 @@ class History:
 
     def last_passed(self, sid: str) -> SessionRun | None:
         for run in reversed(self.runs.get(sid, [])):
-            if run.outcome in ("passed", "not_applicable"):
+            if run.validated:
                 return run
         return None
+
+    def to_retry(self) -> list[str] | None:
+        """Sessions that failed, were skipped or blocked in the last batch (None: no batch yet)."""
+        if not self.batches:
+            return None
+        return [sid for sid, outcome in self.batches[-1]["results"].items() if outcome in NOT_OK]
 
 
 class StateStore:
@@ -95,6 +107,11 @@ class StateStore:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+    def reset(self, sid: str) -> None:
+        """Forget a session's runs: one 'reset' event under the run lock; nothing is deleted."""
+        with self.run_lock():
+            self.append({"type": "reset", "session": sid})
 
     @contextmanager
     def run_lock(self) -> Iterator[None]:
@@ -135,7 +152,15 @@ class StateStore:
             return False
 
     # ---- reading -----------------------------------------------------------
-    def events(self) -> Iterator[dict[str, Any]]:
+    def _corrupt(self, number: int, problem: object) -> StateError:
+        return StateError(
+            f"corrupt state file {self.path}:{number}: {problem}",
+            hint=f"nothing was changed; inspect that line, or move the file aside "
+            f"(mv {self.path} {self.path}.bad) to start this environment's history afresh",
+        )
+
+    def events(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Every recorded event with its line number (for messages that name the line)."""
         if not self.path.exists():
             return
         with open(self.path, encoding="utf-8") as handle:
@@ -147,17 +172,13 @@ class StateStore:
                     if not isinstance(event, dict) or "type" not in event:
                         raise ValueError("not an event object")
                 except ValueError as exc:
-                    raise StateError(
-                        f"corrupt state file {self.path}:{number}: {exc}",
-                        hint=f"nothing was changed; inspect that line, or move the file aside "
-                        f"(mv {self.path} {self.path}.bad) to start this environment's history afresh",
-                    ) from None
-                yield event
+                    raise self._corrupt(number, exc) from None
+                yield number, event
 
     def history(self) -> History:
         hist = History()
         by_id: dict[str, SessionRun] = {}
-        for event in self.events():
+        for number, event in self.events():
             kind = event["type"]
             if kind == "run_started":
                 run = SessionRun(
@@ -171,7 +192,10 @@ class StateStore:
             elif kind == "run_finished" and event.get("run_id") in by_id:
                 run = by_id[event["run_id"]]
                 run.finished_at = event["at"]
-                run.outcome = event["outcome"]
+                try:
+                    run.outcome = SessionOutcome(event["outcome"])
+                except ValueError:
+                    raise self._corrupt(number, f"unknown outcome {event['outcome']!r}") from None
                 run.deliverables_hash = event.get("deliverables_hash")
                 run.duration_s = event.get("duration_s")
             elif kind == "gate":
