@@ -8,9 +8,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 app = typer.Typer(help="Infrastructure (Pulumi, AWS): dry plan, policy check, preview, up.", no_args_is_help=True)
 
@@ -24,23 +27,24 @@ ProgramOption = typer.Option(
 )
 
 
-def _plan(stack: str, program: Path | None) -> Any:
-    from infra.plan import plan, plan_program
+def _settings(env: str) -> Settings:
+    """The settings of the environment; `local` says which stack it plans instead."""
+    from core.environments import ENVIRONMENTS, infra_stack
+    from core.errors import UsageError
+    from core.settings import load_settings
 
-    return plan(stack) if program is None else plan_program(program, stack)
-
-
-def _stack(env: str) -> str:
-    if env == "local":
-        typer.echo("local has no AWS stack: planning the dev stack", err=True)
-        return "dev"
-    from infra.config import STACKS
-
-    if env not in STACKS:
-        from core.errors import UsageError
-
+    if env not in ENVIRONMENTS:
         raise UsageError(f"unknown environment {env!r}", hint="use dev, staging or prod")
-    return env
+    if infra_stack(env) != env:
+        typer.echo(f"{env} has no AWS stack: planning the {infra_stack(env)} stack", err=True)
+    return load_settings(env=env)
+
+
+def _plan(settings: Settings, program: Path | None) -> Any:
+    from core.environments import infra_stack
+    from infra.plan import plan_for, plan_program
+
+    return plan_for(settings) if program is None else plan_program(program, infra_stack(settings.env), settings)
 
 
 @app.command("plan")
@@ -50,8 +54,8 @@ def plan_cmd(
     program: Path | None = ProgramOption,
 ) -> None:
     """List every resource the stack would create (Pulumi mocks: no CLI, no cloud)."""
-    stack = _stack(env)
-    result = _plan(stack, program)
+    result = _plan(_settings(env), program)
+    stack = result.stack
     if as_json:
         payload: dict[str, Any] = {"schema": PLAN_SCHEMA, **result.to_dict()}
         typer.echo(json.dumps(payload, indent=2, default=str))
@@ -71,8 +75,8 @@ def check_cmd(
     """Policy rules over the dry plan; exit 1 listing the violations."""
     from infra.policies import RULES, check
 
-    stack = _stack(env)
-    result = _plan(stack, program)
+    result = _plan(_settings(env), program)
+    stack = result.stack
     violations = check(result)
     if as_json:
         typer.echo(json.dumps({"schema": CHECK_SCHEMA, "stack": stack, "rules": list(RULES),
@@ -87,10 +91,12 @@ def check_cmd(
 
 
 def _deploy(operation: str, env: str) -> None:
+    from core.environments import infra_stack
     from infra import deploy
 
-    stack = _stack(env)
+    stack = infra_stack(_settings(env).env)
     fn = deploy.preview if operation == "preview" else deploy.up
+
     def progress(line: str) -> None:
         sys.stderr.write(line)
 

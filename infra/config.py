@@ -4,6 +4,10 @@ One model, two sources: the stack file ``Pulumi.<env>.yaml`` (read directly
 by the dry plan) and ``pulumi.Config`` (inside a real Pulumi run). Both go
 through :func:`validate`, so a bad value fails the same way everywhere with
 the file, the key and what to do.
+
+The stacks are the AWS environments of the one environment switch
+(:mod:`core.environments`); what a stack does not set itself (its project,
+its region) comes from the settings, as for every other package.
 """
 
 from __future__ import annotations
@@ -11,14 +15,17 @@ from __future__ import annotations
 import ipaddress
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core.environments import AWS_ENVIRONMENTS, AwsEnv, infra_stack
 from core.errors import ConfigError
 
+if TYPE_CHECKING:
+    from core.settings import Settings
+
 INFRA_DIR = Path(__file__).resolve().parent
-STACKS: tuple[str, ...] = ("dev", "staging", "prod")
 NAMESPACE = "finks"
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)
 
@@ -33,9 +40,10 @@ class InfraConfig(BaseModel):
 
     model_config = ConfigDict(alias_generator=_camel, populate_by_name=True, extra="forbid", frozen=True)
 
-    env: Literal["dev", "staging", "prod"]
-    project: str = "finks"
-    region: str = "ca-central-1"
+    env: AwsEnv
+    # No defaults here: a stack file may set them, else the settings do (`defaults`).
+    project: str
+    region: str
     vpc_cidr: str
     availability_zones: list[str] = Field(min_length=2, max_length=4)
     nat_gateways: Literal["single", "per_az"]
@@ -96,6 +104,11 @@ def stack_file(env: str, infra_dir: Path = INFRA_DIR) -> Path:
     return infra_dir / f"Pulumi.{env}.yaml"
 
 
+def defaults(settings: Settings) -> dict[str, str]:
+    """What a stack takes from the settings when its file does not say."""
+    return {"project": settings.project, "region": settings.region}
+
+
 def validate(raw: dict[str, Any], source: str) -> InfraConfig:
     """Validate raw ``finks:*`` values; errors name the source and the key."""
     try:
@@ -115,8 +128,8 @@ def read_stack_file(env: str, infra_dir: Path = INFRA_DIR) -> dict[str, Any]:
     """The raw config map of a stack file (``aws:region`` included)."""
     import yaml
 
-    if env not in STACKS:
-        raise ConfigError(f"unknown stack {env!r}", hint=f"use one of {', '.join(STACKS)}")
+    if env not in AWS_ENVIRONMENTS:
+        raise ConfigError(f"unknown stack {env!r}", hint=f"use one of {', '.join(AWS_ENVIRONMENTS)}")
     path = stack_file(env, infra_dir)
     if not path.is_file():
         raise ConfigError(f"{path}: stack file missing", hint="create it from Pulumi.dev.yaml")
@@ -130,23 +143,40 @@ def read_stack_file(env: str, infra_dir: Path = INFRA_DIR) -> dict[str, Any]:
     return config
 
 
-def load(env: str, infra_dir: Path = INFRA_DIR) -> InfraConfig:
-    """Typed config of a stack, straight from its file."""
+def _settings(env: str, settings: Settings | None) -> Settings:
+    if settings is not None:
+        return settings
+    from core.settings import load_settings
+
+    # An unknown stack name is reported by InfraConfig's own `env` check, not here.
+    return load_settings(env=env if env in AWS_ENVIRONMENTS else None)
+
+
+def load(env: str, infra_dir: Path = INFRA_DIR, settings: Settings | None = None) -> InfraConfig:
+    """Typed config of a stack, straight from its file; project and region default
+    to ``settings`` (by default, the settings of the stack's environment)."""
     config = read_stack_file(env, infra_dir)
     raw = {key.split(":", 1)[1]: value for key, value in config.items() if key.startswith(f"{NAMESPACE}:")}
     if "aws:region" in config:
         raw["region"] = config["aws:region"]
     if raw.get("env", env) != env:
         raise ConfigError(f"{stack_file(env, infra_dir)}: finks:env is {raw['env']!r}, expected {env!r}")
-    return validate(raw, str(stack_file(env, infra_dir)))
+    return validate({**defaults(_settings(env, settings)), **raw}, str(stack_file(env, infra_dir)))
 
 
-def from_pulumi() -> InfraConfig:
+def for_settings(settings: Settings, infra_dir: Path = INFRA_DIR) -> InfraConfig:
+    """The config of the stack an environment plans (``local`` plans ``dev``'s)."""
+    return load(infra_stack(settings.env), infra_dir, settings)
+
+
+def from_pulumi(settings: Settings | None = None) -> InfraConfig:
     """Typed config inside a Pulumi run (real engine or mocks)."""
     import pulumi
 
     cfg = pulumi.Config(NAMESPACE)
     raw: dict[str, Any] = {}
+    if cfg.get("project") is None or not pulumi.Config("aws").get("region"):
+        raw.update(defaults(_settings(pulumi.get_stack(), settings)))
     for name, field in InfraConfig.model_fields.items():
         value = cfg.get(field.alias or name)
         if value is not None:

@@ -202,13 +202,14 @@ def security_group_chain(plan: Plan) -> Result:
 
 def alb_https(plan: Plan) -> Result:
     lb = plan.one("aws:lb/loadBalancer:LoadBalancer")
-    https = [l for l in plan.of_type("aws:lb/listener:Listener") if l.inputs.get("protocol") == "HTTPS"]
+    listeners = plan.of_type("aws:lb/listener:Listener")
+    https = [r for r in listeners if r.inputs.get("protocol") == "HTTPS"]
     _require(len(https) == 1 and int(https[0].inputs.get("port", 0)) == 443, "no HTTPS listener on 443")
     _require(bool(https[0].inputs.get("certificateArn")), "HTTPS listener without certificate")
     _require(str(https[0].inputs.get("sslPolicy", "")).startswith("ELBSecurityPolicy-TLS13"), "TLS policy below TLS 1.2/1.3")
     cert = plan.one("aws:acm/certificate:Certificate")
-    http = [l for l in plan.of_type("aws:lb/listener:Listener") if l.inputs.get("protocol") == "HTTP"]
-    _require(all(l.inputs["defaultActions"][0].get("type") == "redirect" for l in http), "plain HTTP listener does not redirect")
+    http = [r for r in listeners if r.inputs.get("protocol") == "HTTP"]
+    _require(all(r.inputs["defaultActions"][0].get("type") == "redirect" for r in http), "plain HTTP listener does not redirect")
     return (f"ALB {lb.inputs.get('name')}: HTTPS 443 with ACM certificate for {cert.inputs.get('domainName')}, {https[0].inputs.get('sslPolicy')}, HTTP redirects",
             {"domain": cert.inputs.get("domainName"), "ssl_policy": https[0].inputs.get("sslPolicy")})
 

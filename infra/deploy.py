@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.environments import AWS_ENVIRONMENTS
 from core.errors import ServiceError, UsageError
-from infra.config import INFRA_DIR, STACKS
+from infra.config import INFRA_DIR
 
 
 class DeployUnavailable(ServiceError):
@@ -41,8 +42,8 @@ def require_cli() -> str:
     return path
 
 
-def require_aws_credentials(region: str = "ca-central-1") -> str:
-    """The credential source boto3 would use; raises when there is none."""
+def require_aws_credentials(region: str | None = None) -> str:
+    """The credential source boto3 would use; raises when there is none (the region does not matter)."""
     import boto3
 
     creds = boto3.Session(region_name=region).get_credentials()
@@ -55,8 +56,8 @@ def require_aws_credentials(region: str = "ca-central-1") -> str:
 
 
 def _check_stack(env: str) -> None:
-    if env not in STACKS:
-        raise UsageError(f"unknown stack {env!r}", hint=f"use one of {', '.join(STACKS)}")
+    if env not in AWS_ENVIRONMENTS:
+        raise UsageError(f"unknown stack {env!r}", hint=f"use one of {', '.join(AWS_ENVIRONMENTS)}")
 
 
 def select_stack(env: str, create: bool = True) -> Any:

@@ -14,9 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from infra.config import INFRA_DIR, STACKS, read_stack_file
+from core.environments import AWS_ENVIRONMENTS, infra_stack
+from infra.config import INFRA_DIR, load, read_stack_file
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 ACCOUNT_ID = "123456789012"
 
@@ -161,8 +165,13 @@ def _mocks(recorder: _Recorder) -> tuple[Any, Any]:
     return mocks, Monitor(mocks)
 
 
-def _config_values(stack: str) -> dict[str, str]:
+def _config_values(stack: str, project: str | None = None, region: str | None = None) -> dict[str, str]:
+    """The stack file as Pulumi config; ``project`` and ``region`` fill what it does not set."""
     values: dict[str, str] = {}
+    if project is not None:
+        values["finks:project"] = project
+    if region is not None:
+        values["aws:region"] = region
     for key, value in read_stack_file(stack).items():
         values[key] = value if isinstance(value, str) else json.dumps(value)
     return values
@@ -235,19 +244,29 @@ def _program(path: Path = INFRA_DIR / "__main__.py") -> Callable[[], None]:
     return run
 
 
-@lru_cache(maxsize=len(STACKS))
-def plan(stack: str) -> Plan:
-    """The dry plan of a stack (cached per process: the program is deterministic)."""
-    from infra.config import load
-
-    load(stack)  # validate first: a config error should read as one, not as a Pulumi failure
-    return run_under_mocks(_program(), stack)
+def plan(stack: str, settings: Settings | None = None) -> Plan:
+    """The dry plan of a stack; project and region the settings' where its file does not set them."""
+    # Validate first: a config error should read as one, not as a Pulumi failure.
+    cfg = load(stack, settings=settings)
+    return _cached_plan(stack, cfg.project, cfg.region)
 
 
-def plan_program(path: Path, stack: str) -> Plan:
+def plan_for(settings: Settings) -> Plan:
+    """The dry plan of the stack an environment plans (``local`` plans ``dev``'s)."""
+    return plan(infra_stack(settings.env), settings)
+
+
+@lru_cache(maxsize=4 * len(AWS_ENVIRONMENTS))
+def _cached_plan(stack: str, project: str, region: str) -> Plan:
+    # Cached per process: the program is deterministic for its config.
+    return run_under_mocks(_program(), stack, _config_values(stack, project, region))
+
+
+def plan_program(path: Path, stack: str, settings: Settings | None = None) -> Plan:
     """The dry plan of another Pulumi program file, with this stack's config."""
     if not path.is_file():
         from core.errors import UsageError
 
         raise UsageError(f"{path}: no such Pulumi program file")
-    return run_under_mocks(_program(path), stack)
+    cfg = load(stack, settings=settings)
+    return run_under_mocks(_program(path), stack, _config_values(stack, cfg.project, cfg.region))

@@ -24,10 +24,11 @@ from finks.devstack.procs import free_port, port_in_use
 
 @pytest.fixture
 def idle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Settings for a stack that is not running, on free ports, state in tmp_path."""
+    """Settings for a stack that is not running, on free ports, state in tmp_path, Prefect on
+    SQLite (not "auto": that would depend on whether this machine runs a PostgreSQL)."""
     monkeypatch.delenv("FINKS_DATABASE_URL", raising=False)
     env = {"FINKS_STATE_DIR": str(tmp_path / "state"), "FINKS_PREFECT_PORT": str(free_port()),
-           "FINKS_MOTO_PORT": str(free_port())}
+           "FINKS_MOTO_PORT": str(free_port()), "FINKS_PREFECT_DATABASE": "sqlite"}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return load_settings(env="local")

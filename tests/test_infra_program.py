@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from core import lake
+from core.environments import AWS_ENVIRONMENTS
 from infra import criteria
-from infra.config import STACKS, load
-from infra.plan import Plan, plan
+from infra.config import load
+from infra.plan import Plan, plan, plan_for
 from infra.policies import check
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pulumi_aws")
@@ -21,10 +22,10 @@ COMPONENTS = ("Storage", "Networking", "Secrets", "Iam", "Database", "Ecs", "Pre
 @pytest.fixture(scope="session")
 def plans() -> dict[str, Plan]:
     # plan() is cached per process: each stack's program runs once per session.
-    return {stack: plan(stack) for stack in STACKS}
+    return {stack: plan(stack) for stack in AWS_ENVIRONMENTS}
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", AWS_ENVIRONMENTS)
 def test_program_wires_every_component_and_leaves_no_orphan(plans: dict[str, Plan], stack: str) -> None:
     p = plans[stack]
     kinds = {r.type.rsplit(":", 1)[-1]: r.name for r in p.resources if r.type.startswith("finks:infra:")}
@@ -34,12 +35,12 @@ def test_program_wires_every_component_and_leaves_no_orphan(plans: dict[str, Pla
     assert len({(r.type, r.name) for r in p.resources}) == len(p.resources)
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", AWS_ENVIRONMENTS)
 def test_every_stack_passes_every_policy(plans: dict[str, Plan], stack: str) -> None:
     assert check(plans[stack]) == []
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", AWS_ENVIRONMENTS)
 def test_every_criterion_holds_on_every_stack(plans: dict[str, Plan], stack: str) -> None:
 
     p, cfg = plans[stack], load(stack)
@@ -85,6 +86,15 @@ def test_buckets_match_the_settings_model(plans: dict[str, Plan]) -> None:
     settings = load_settings(env="prod")
     planned = {b.inputs["bucket"] for b in plans["prod"].of_type("aws:s3/bucket:Bucket")}
     assert planned == set(lake.buckets(settings).values())
+
+
+def test_a_project_the_stack_file_does_not_set_comes_from_the_settings() -> None:
+    from core.settings import load_settings
+
+    settings = load_settings(env="local", project="acme")
+    p = plan_for(settings)
+    planned = {b.inputs["bucket"] for b in p.of_type("aws:s3/bucket:Bucket")}
+    assert p.stack == "dev" and planned == {f"acme-dev-{z}" for z in ("logs", "bronze", "silver", "gold")}
 
 
 def test_no_secret_value_reaches_any_input(plans: dict[str, Plan]) -> None:

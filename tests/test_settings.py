@@ -27,8 +27,20 @@ def test_local_defaults_derive_from_the_environment_switch(tmp_path: Path) -> No
     assert lake.zone_uri(s, "bronze") == str(tmp_path / "lake" / "bronze")
     assert s.s3_endpoint == "http://127.0.0.1:5000"
     assert s.prefect_api == "http://127.0.0.1:4200/api"
-    assert s.database_kind == "sqlite" and s.prefect_database_url is None
+    assert s.prefect_database == "auto"
     assert s.dev_dir == tmp_path / "dev" and s.prefect_home == tmp_path / "prefect"
+
+
+def test_local_prefect_database_is_chosen_in_settings(tmp_path: Path) -> None:
+    # "auto" depends on whether a PostgreSQL answers on this machine; the two choices do not.
+    sqlite = load_settings(state_dir=tmp_path, prefect_database="sqlite")
+    assert sqlite.database_kind == "sqlite" and sqlite.prefect_database_url is None
+    pg = load_settings(state_dir=tmp_path, prefect_database="postgresql")
+    assert pg.database_kind == "postgresql"
+    assert pg.prefect_database_url == "postgresql+asyncpg://finks@127.0.0.1:5432/finks_prefect"
+    explicit = load_settings(prefect_database="postgresql", database_url="sqlite+aiosqlite:///x.db")
+    assert explicit.database_kind == "sqlite"
+    assert load_settings(env="prod", prefect_database="postgresql").database_url is None
 
 
 def test_aws_environments_use_s3_spark_and_athena() -> None:

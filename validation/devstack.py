@@ -15,11 +15,10 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core import lake
+from core import clock, lake
 from core.settings import Settings, load_settings
 from finks.checks import CheckContext, CheckFailed, Evidence
 
@@ -200,8 +199,9 @@ def sample_data_roundtrip(ctx: CheckContext) -> Evidence:
                for sym, name, price, vol in (("AAPL", "Apple Inc.", 229.87, 42_000_000),
                                              ("MSFT", "Microsoft Corporation", 415.49, 18_000_000))]
     raw = json.dumps(records).encode()
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    prefix = f"_checks/fmp/quotes/date=2024-11-25/ingested_at={stamp}-{uuid.uuid4().hex[:6]}/"
+    when = clock.utcnow()
+    stamp = clock.stamp(when)
+    prefix = f"_checks/fmp/quotes/date=2024-11-25/ingested_at={clock.new_run_id(when)}/"
     part = gzip.compress(raw)
     digest = hashlib.sha256(part).hexdigest()
     manifest = {"dataset": "quotes", "date": "2024-11-25", "ingested_at": stamp, "schema_version": 1,

@@ -13,6 +13,7 @@ from pathlib import Path
 from finks.checks import CheckContext, CheckFailed, Evidence
 
 MIN_FREE_GIB = 2.0
+MIN_PYTHON = (3, 11)
 
 
 # ---- S0: AWS environments ------------------------------------------------------
@@ -60,8 +61,8 @@ def fmp_key_present(ctx: CheckContext) -> Evidence:
 # ---- S0: local ---------------------------------------------------------------
 def local_toolchain(ctx: CheckContext) -> Evidence:
     problems = []
-    if sys.version_info < (3, 11):
-        problems.append(f"Python {sys.version.split()[0]} < 3.11")
+    if sys.version_info < MIN_PYTHON:
+        problems.append(f"Python {sys.version.split()[0]} < {'.'.join(map(str, MIN_PYTHON))}")
     git = shutil.which("git")
     git_version = subprocess.run([git, "--version"], capture_output=True, text=True).stdout.strip() if git else ""
     if not git_version:

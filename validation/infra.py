@@ -14,23 +14,20 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from core.environments import infra_stack
 from finks.checks import CheckContext, CheckFailed, Evidence
 
 Criterion = Callable[..., tuple[str, dict[str, Any]]]
 
 
-def _stack(ctx: CheckContext) -> str:
-    return "dev" if ctx.env == "local" else ctx.env
-
-
 def _planned(ctx: CheckContext, criterion: Criterion, *args: Any) -> Evidence:
     from infra.criteria import NotMet
-    from infra.plan import plan
+    from infra.plan import plan_for
 
-    stack = _stack(ctx)
+    stack = infra_stack(ctx.env)
     label = f"planned (Pulumi mocks), stack {stack}"
     try:
-        message, figures = criterion(plan(stack), *args)
+        message, figures = criterion(plan_for(ctx.settings), *args)
     except NotMet as exc:
         raise CheckFailed(f"{label}: {exc}", figures={"stack": stack, **exc.figures}) from None
     except LookupError as exc:
@@ -39,21 +36,21 @@ def _planned(ctx: CheckContext, criterion: Criterion, *args: Any) -> Evidence:
 
 
 def _config(ctx: CheckContext) -> Any:
-    from infra.config import load
+    from infra.config import for_settings
 
-    return load(_stack(ctx))
+    return for_settings(ctx.settings)
 
 
 # ---- S2 ----------------------------------------------------------------------
 def program_previews(ctx: CheckContext) -> Evidence:
     """The program runs to completion for the stack; on AWS envs also a real `pulumi preview`."""
-    from infra.plan import plan
+    from infra.plan import plan_for
     from infra.policies import check
 
-    stack = _stack(ctx)
-    p = plan(stack)
+    stack = infra_stack(ctx.env)
+    p = plan_for(ctx.settings)
     figures: dict[str, Any] = {"stack": stack, "resources": len(p.custom), "violations": len(check(p))}
-    if ctx.env == "local":
+    if stack != ctx.env:  # local has no AWS stack to preview
         return Evidence(f"planned (Pulumi mocks), stack {stack}: program ran, {len(p.custom)} resources", figures)
     from infra import deploy
 
@@ -159,16 +156,16 @@ def base_iam_roles(ctx: CheckContext) -> Evidence:
 
 def stack_deployed(ctx: CheckContext) -> Evidence:
     """The real stack exists: its outputs name the buckets and S3 answers for them."""
-    import boto3
     import botocore.exceptions
 
+    from core.aws import client as aws_client
     from infra import deploy
 
     outputs = deploy.stack_outputs(ctx.env)  # DeployUnavailable: an error naming the missing CLI/credentials
     buckets = outputs.get("buckets") or {}
     if not buckets:
         raise CheckFailed(f"stack {ctx.env} has no outputs: not deployed", figures={"outputs": sorted(outputs)})
-    s3 = boto3.client("s3", region_name=ctx.settings.region)
+    s3 = aws_client(ctx.settings, "s3")
     missing = []
     for name in buckets.values():
         try:
@@ -222,7 +219,7 @@ def rds_postgres_multi_az(ctx: CheckContext) -> Evidence:
     cfg = _config(ctx)
     evidence = _planned(ctx, criteria.rds_postgres_multi_az, cfg.db_multi_az)
     if not cfg.db_multi_az:
-        if not load("prod").db_multi_az:
+        if not load("prod", settings=ctx.settings).db_multi_az:
             raise CheckFailed("prod stack is not Multi-AZ")
         evidence.message += f"; {cfg.env} is single-AZ by its config (cost), prod's config is Multi-AZ (enforced by validation)"
     return evidence
@@ -387,11 +384,11 @@ def security_hardening(ctx: CheckContext) -> Evidence:
 
 
 def policy_scan_clean(ctx: CheckContext) -> Evidence:
-    from infra.plan import plan
+    from infra.plan import plan_for
     from infra.policies import RULES, check
 
-    stack = _stack(ctx)
-    p = plan(stack)
+    stack = infra_stack(ctx.env)
+    p = plan_for(ctx.settings)
     violations = check(p)
     label = f"planned (Pulumi mocks), stack {stack}"
     if violations:

@@ -24,9 +24,12 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core import clock
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 MANIFEST = "_manifest.json"
 RUN_FILE = "_run.json"
@@ -101,17 +104,13 @@ class S3Store:
         return f"s3://{self.bucket}/{self._key(key)}"
 
 
-def open_store(zone_uri: str, settings: Any = None) -> Store:
+def open_store(zone_uri: str, settings: Settings) -> Store:
     """A store for a zone URI: a directory, or s3://bucket[/prefix] (moto locally)."""
     if not zone_uri.startswith("s3://"):
         return LocalStore(zone_uri)
-    import boto3
-
-    bucket, _, prefix = zone_uri[len("s3://"):].partition("/")
-    if settings is None:
-        return S3Store(bucket, prefix, boto3.client("s3"))
     from core.aws import client
 
+    bucket, _, prefix = zone_uri[len("s3://"):].partition("/")
     return S3Store(bucket, prefix, client(settings, "s3"))
 
 
