@@ -1,87 +1,46 @@
-"""The FastAPI application: versioned read endpoints over the gold marts."""
+"""The FastAPI application: health, offline docs and the versioned data routes."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from api import API_VERSION, queries
-from api.backends import BackendError, QueryBackend
-from api.models import (
-    PORTFOLIO_PATTERN,
-    SYMBOL_PATTERN,
-    Company,
-    CompanyResponse,
-    DateRange,
-    ErrorBody,
-    GoldFreshness,
-    Health,
-    Meta,
-    OnDate,
-    PortfolioInfo,
-    PortfolioList,
-    PortfolioPositions,
-    PortfolioSummary,
-    Position,
-    PriceBar,
-    PriceHistory,
-    SummaryRow,
-    ValidationErrorBody,
-)
-from api.security import key_checker
+from api import API_VERSION
+from api.backend_types import BackendError, QueryBackend
+from api.docs import add_docs
+from api.models import GoldFreshness, Health, Page
+from api.params import DEFAULT_LIMIT, MAX_LIMIT
+from api.routes import data_router
 from api.service import ApiConfig, GoldService, NoGold
 from core.gold import Published
 
 if TYPE_CHECKING:
     from core.settings import Settings
 
-SPEC_VERSION = "1.0.0"
-DESCRIPTION = """Read access to the Finks gold marts: portfolios, positions, prices, companies.
+SPEC_VERSION = "1.1.0"
+DESCRIPTION = f"""Read access to the Finks gold marts: portfolios, positions, prices, companies.
 
 * Authenticate with the `x-api-key` header.
-* Dates are `YYYY-MM-DD`; a date range is inclusive and at most 366 days.
+* Dates are `YYYY-MM-DD`. A date range is inclusive and may be of any length
+  (default: the 30 days up to today, UTC); a start after the end is an empty range.
+* Lists come in pages of `limit` rows (default {DEFAULT_LIMIT}, at most {MAX_LIMIT}).
+  While more rows follow, `meta.next_cursor` is set and `links.next` (also sent
+  as a `Link: <...>; rel="next"` header) is the next page: follow it until it is
+  null. Cursors are opaque; pass them back unchanged.
 * Every data response carries `meta.run_id`, the gold publication it was read
   from, an `ETag` (send it back as `If-None-Match` for a `304`) and
   `Cache-Control`. Responses are cached until gold is republished.
 """
-
-PortfolioId = Annotated[
-    str,
-    Path(
-        pattern=PORTFOLIO_PATTERN,
-        description="Portfolio id (letters, digits, '_', '-')",
-        examples=["growth"],
-    ),
-]
-Symbol = Annotated[
-    str,
-    Path(
-        pattern=SYMBOL_PATTERN,
-        description="Ticker symbol, case-insensitive (e.g. AAPL, BRK-B)",
-        examples=["AAPL"],
-    ),
-]
 _FRIENDLY = {
     "portfolio_id": "portfolio id must be 1-64 letters, digits, '_' or '-', starting with a letter or digit",
     "symbol": "symbol must be 1-20 characters of letters, digits, '.', '-' or '^' (e.g. AAPL, BRK-B, ^GSPC)",
+    "cursor": "cursor must be the meta.next_cursor of a previous page",
 }
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "Missing or invalid API key"},
-    422: {"model": ValidationErrorBody, "description": "Invalid parameters"},
-    503: {"model": ErrorBody, "description": "Gold not published yet, or not readable"},
-}
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody, "description": "Unknown portfolio or symbol"}
-}
-
-
-def _meta(published: Published, count: int) -> Meta:
-    return Meta(run_id=published.run_id, published_at=published.published_at, count=count)
 
 
 def _validation_message(errors: list[dict[str, Any]]) -> str:
@@ -117,8 +76,11 @@ def create_app(
             {"name": "portfolios", "description": "Portfolio summaries and positions"},
             {"name": "market", "description": "Prices and companies"},
         ],
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
+    add_docs(app)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -141,9 +103,14 @@ def create_app(
     def respond(
         request: Request, key: Hashable, build: Callable[[Published], BaseModel]
     ) -> Response:
-        entry, hit = service.cached(
-            key, lambda published: build(published).model_dump_json().encode()
-        )
+        def render(published: Published) -> tuple[bytes, str | None]:
+            model = build(published)
+            following = model.links.next if isinstance(model, Page) else None
+            link = f'<{following}>; rel="next"' if following else None
+            return model.model_dump_json().encode(), link
+
+        # The links in a body carry the root path (an API Gateway stage, say).
+        entry, hit = service.cached((request.scope.get("root_path", ""), key), render)
         headers = {
             "ETag": entry.etag,
             "Cache-Control": f"private, max-age={service.config.client_max_age}",
@@ -151,6 +118,8 @@ def create_app(
             "X-Cache": "hit" if hit else "miss",
             "X-Gold-Run-Id": entry.run_id,
         }
+        if entry.link:
+            headers["Link"] = entry.link
         tags = {t.strip() for t in request.headers.get("if-none-match", "").split(",")}
         if entry.etag in tags or "*" in tags:
             return Response(status_code=304, headers=headers)
@@ -189,125 +158,5 @@ def create_app(
             body.model_dump(mode="json"), status_code=code, headers={"Cache-Control": "no-store"}
         )
 
-    v1 = APIRouter(
-        prefix=f"/{API_VERSION}", dependencies=[Depends(key_checker(settings))], responses=ERRORS
-    )
-
-    @v1.get("/portfolios", tags=["portfolios"], response_model=PortfolioList)
-    def list_portfolios(request: Request) -> Response:
-        """Every portfolio in gold with its date coverage and latest market value."""
-
-        def build(published: Published) -> BaseModel:
-            rows = service.rows(queries.portfolios(), published)
-            return PortfolioList(
-                data=[PortfolioInfo(**r) for r in rows], meta=_meta(published, len(rows))
-            )
-
-        return respond(request, ("portfolios",), build)
-
-    def require_portfolio(portfolio_id: str, published: Published) -> dict[str, Any]:
-        found = service.rows(queries.portfolio_days(portfolio_id), published)
-        if not found or not found[0]["n"]:
-            raise HTTPException(
-                404,
-                f"portfolio {portfolio_id!r} not found; GET /{API_VERSION}/portfolios lists them",
-            )
-        return found[0]
-
-    @v1.get(
-        "/portfolios/{portfolio_id}/summary",
-        tags=["portfolios"],
-        response_model=PortfolioSummary,
-        responses=NOT_FOUND,
-    )
-    def portfolio_summary(
-        request: Request, portfolio_id: PortfolioId, dates: Annotated[DateRange, Query()]
-    ) -> Response:
-        """Daily market value, cost basis, P&L and day change of a portfolio."""
-        start, end = dates.bounds
-
-        def build(published: Published) -> BaseModel:
-            rows = service.rows(queries.portfolio_summary(portfolio_id, start, end), published)
-            if not rows:
-                require_portfolio(portfolio_id, published)
-            return PortfolioSummary(
-                portfolio_id=portfolio_id,
-                start=start,
-                end=end,
-                data=[SummaryRow(**r) for r in rows],
-                meta=_meta(published, len(rows)),
-            )
-
-        return respond(
-            request, queries.portfolio_summary(portfolio_id, start, end).cache_key, build
-        )
-
-    @v1.get(
-        "/portfolios/{portfolio_id}/positions",
-        tags=["portfolios"],
-        response_model=PortfolioPositions,
-        responses=NOT_FOUND,
-    )
-    def portfolio_positions(
-        request: Request, portfolio_id: PortfolioId, on: Annotated[OnDate, Query()]
-    ) -> Response:
-        """Holdings of a portfolio on one date (default: its latest date), largest first."""
-
-        def build(published: Published) -> BaseModel:
-            day = on.date
-            if day is None:
-                latest = service.rows(queries.latest_position_date(portfolio_id), published)
-                day = latest[0]["last_date"] if latest else None
-                if day is None:
-                    require_portfolio(portfolio_id, published)
-                    raise HTTPException(404, f"portfolio {portfolio_id!r} has no positions in gold")
-            rows = service.rows(queries.positions(portfolio_id, day), published)
-            if not rows:
-                require_portfolio(portfolio_id, published)
-            return PortfolioPositions(
-                portfolio_id=portfolio_id,
-                date=day,
-                data=[Position(**r) for r in rows],
-                meta=_meta(published, len(rows)),
-            )
-
-        return respond(request, ("positions", portfolio_id, str(on.date or "latest")), build)
-
-    @v1.get("/prices/{symbol}", tags=["market"], response_model=PriceHistory, responses=NOT_FOUND)
-    def prices(request: Request, symbol: Symbol, dates: Annotated[DateRange, Query()]) -> Response:
-        """Daily OHLCV bars of a symbol."""
-        symbol, (start, end) = symbol.upper(), dates.bounds
-
-        def build(published: Published) -> BaseModel:
-            rows = service.rows(queries.prices(symbol, start, end), published)
-            if not rows:
-                known = service.rows(queries.symbol_days(symbol), published)
-                if not known or not known[0]["n"]:
-                    raise HTTPException(404, f"symbol {symbol!r} has no prices in gold")
-            return PriceHistory(
-                symbol=symbol,
-                start=start,
-                end=end,
-                data=[PriceBar(**r) for r in rows],
-                meta=_meta(published, len(rows)),
-            )
-
-        return respond(request, queries.prices(symbol, start, end).cache_key, build)
-
-    @v1.get(
-        "/companies/{symbol}", tags=["market"], response_model=CompanyResponse, responses=NOT_FOUND
-    )
-    def company(request: Request, symbol: Symbol) -> Response:
-        """Company profile of a symbol."""
-        symbol = symbol.upper()
-
-        def build(published: Published) -> BaseModel:
-            rows = service.rows(queries.company(symbol), published)
-            if not rows:
-                raise HTTPException(404, f"company {symbol!r} not found in gold")
-            return CompanyResponse(data=Company(**rows[0]), meta=_meta(published, 1))
-
-        return respond(request, queries.company(symbol).cache_key, build)
-
-    app.include_router(v1)
+    app.include_router(data_router(settings, service, respond))
     return app

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from api.backends import BackendError, Row
+from api.backend_types import BackendError, Row
 from api.queries import Param, Query
 from core import lake
 from core.aws import client_kwargs
@@ -76,7 +76,9 @@ class AthenaBackend:
         workgroup = os.environ.get("FINKS_ATHENA_WORKGROUP", "primary")
         # A dedicated workgroup enforces its own result location; "primary" needs one.
         output = os.environ.get("FINKS_ATHENA_OUTPUT") or (
-            f"s3://{lake.bucket(settings, 'logs')}/athena-results/" if workgroup == "primary" else None
+            f"s3://{lake.bucket(settings, 'logs')}/athena-results/"
+            if workgroup == "primary"
+            else None
         )
         return cls(
             database.replace("-", "_"),

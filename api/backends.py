@@ -1,8 +1,9 @@
-"""Query backends: DuckDB over the marts' Parquet (local), Athena (AWS).
+"""The DuckDB backend: the marts' Parquet files, locally or on S3.
 
 A backend renders the ``{model}`` placeholders of a :class:`~api.queries.Query`
-and returns rows as plain dicts. Heavy libraries are imported on first use so
-that the Lambda (Athena) never loads DuckDB and the CLI loads neither.
+and returns rows as plain dicts (see :mod:`api.backend_types`; Athena lives in
+:mod:`api.athena`). DuckDB and pyarrow are imported on first use so that the
+Lambda (Athena) never loads them and the CLI loads neither.
 """
 
 from __future__ import annotations
@@ -11,30 +12,16 @@ import math
 import threading
 from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from api.backend_types import BackendError, Row
 from api.queries import Param, Query
 from core import lake
 from core.aws import client_kwargs
-from core.errors import ServiceError
 from core.gold import MARTS, mart_uri
 
 if TYPE_CHECKING:
     from core.settings import Settings
-
-Row = dict[str, Any]
-
-
-class BackendError(ServiceError):
-    """The gold marts could not be queried (missing mart, bad schema, engine error)."""
-
-
-class QueryBackend(Protocol):
-    name: str
-
-    def run(self, query: Query, run_id: str) -> list[Row]:
-        """Rows of ``query`` against the publication ``run_id``."""
-        ...
 
 
 def clean_value(value: Any) -> Any:
@@ -142,12 +129,3 @@ class DuckDBBackend:
                 f"gold mart {model} is unreadable at s3://{bucket}/{key} ({exc})",
                 hint="rebuild and publish gold",
             ) from exc
-
-
-def backend_for(settings: Settings) -> QueryBackend:
-    """Athena where dbt builds gold with Athena (AWS), DuckDB otherwise."""
-    if settings.dbt_target == "athena":
-        from api.athena import AthenaBackend
-
-        return AthenaBackend.from_settings(settings)
-    return DuckDBBackend(settings)

@@ -21,6 +21,8 @@ class CachedResponse:
     etag: str
     run_id: str
     expires_at: float
+    link: str | None = None
+    """The ``Link`` header of the response (its next page), cached with the body."""
 
 
 def make_etag(run_id: str, body: bytes) -> str:
@@ -63,8 +65,10 @@ class ResponseCache:
             self.hits += 1
             return entry
 
-    def put(self, key: Hashable, run_id: str, body: bytes) -> CachedResponse:
-        entry = CachedResponse(body, make_etag(run_id, body), run_id, self.clock() + self.ttl)
+    def put(
+        self, key: Hashable, run_id: str, body: bytes, link: str | None = None
+    ) -> CachedResponse:
+        entry = CachedResponse(body, make_etag(run_id, body), run_id, self.clock() + self.ttl, link)
         with self._lock:
             if self.ttl <= 0:
                 return entry

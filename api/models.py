@@ -1,84 +1,33 @@
-"""Request parameters and response bodies: the API's documented contract."""
+"""Response bodies: the API's documented contract (parameters are in api.params)."""
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
 from datetime import date as Date
+from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-MAX_RANGE_DAYS = 366
-DEFAULT_RANGE_DAYS = 30
-SYMBOL_PATTERN = r"^[A-Za-z0-9^][A-Za-z0-9.^-]{0,19}$"
-PORTFOLIO_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+from pydantic import BaseModel, Field
 
 
-def _iso_date(value: Any) -> Any:
-    # pydantic alone would also take 1700000000 or 2024-01-02T00:00 as dates;
-    # the API promises exactly YYYY-MM-DD.
-    if value is None or isinstance(value, Date):
-        return value
-    if not isinstance(value, str) or not _ISO_DATE.match(value):
-        raise ValueError(f"expected a date as YYYY-MM-DD, got {value!r}")
-    try:
-        return Date.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not a calendar date (YYYY-MM-DD)") from None
-
-
-class DateRange(BaseModel):
-    """``start``/``end`` query parameters, inclusive, at most 366 days apart."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    start: Date | None = Field(
-        None, description=f"First date, YYYY-MM-DD (default: {DEFAULT_RANGE_DAYS} days before end)"
-    )
-    end: Date | None = Field(
-        None, description="Last date, YYYY-MM-DD, inclusive (default: today, UTC)"
-    )
-
-    _check_format = field_validator("start", "end", mode="before")(_iso_date)
-
-    @model_validator(mode="after")
-    def _range(self) -> DateRange:
-        if self.end is None:
-            self.end = datetime.now(UTC).date()
-        if self.start is None:
-            self.start = self.end - timedelta(days=DEFAULT_RANGE_DAYS)
-        if self.start > self.end:
-            raise ValueError(f"start {self.start} is after end {self.end}")
-        days = (self.end - self.start).days + 1
-        if days > MAX_RANGE_DAYS:
-            raise ValueError(
-                f"range {self.start}..{self.end} spans {days} days; at most {MAX_RANGE_DAYS} per request"
-            )
-        return self
-
-    @property
-    def bounds(self) -> tuple[Date, Date]:
-        assert self.start is not None and self.end is not None
-        return self.start, self.end
-
-
-class OnDate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    date: Date | None = Field(
-        None, description="Valuation date, YYYY-MM-DD (default: the portfolio's latest date)"
-    )
-
-    _check_format = field_validator("date", mode="before")(_iso_date)
-
-
-# ---- responses -----------------------------------------------------------
 class Meta(BaseModel):
     run_id: str = Field(description="The gold publication the data comes from")
     published_at: datetime | None
     count: int
+
+
+class PageMeta(Meta):
+    count: int = Field(description="Rows in this page")
+    limit: int = Field(description="The page size asked for")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page"
+    )
+
+
+class Links(BaseModel):
+    next: str | None = Field(
+        description="Path and query of the next page (resolve it against the request URL); "
+        "null on the last page"
+    )
 
 
 class PortfolioInfo(BaseModel):
@@ -142,7 +91,8 @@ T = TypeVar("T")
 
 class Page(BaseModel, Generic[T]):
     data: list[T]
-    meta: Meta
+    meta: PageMeta
+    links: Links
 
 
 class PortfolioList(Page[PortfolioInfo]):

@@ -2,8 +2,11 @@
 
 Tables are ``{model}`` placeholders that each backend renders (a Parquet scan
 for DuckDB, ``"database"."model"`` for Athena); values are always ``?``
-parameters, never interpolated. ``"date"`` is quoted because it is a type
-name in both dialects.
+parameters, never interpolated, except a page's ``OFFSET``/``LIMIT``: integers
+the API has validated, written into the SQL because Athena's execution
+parameters are documented for values, not for those clauses. ``OFFSET`` comes
+before ``LIMIT``, the only order Trino accepts (DuckDB takes both). ``"date"``
+is quoted because it is a type name in both dialects.
 """
 
 from __future__ import annotations
@@ -38,12 +41,21 @@ _PRICE_COLUMNS = 'symbol, "date", open, high, low, close, volume, vwap, change, 
 _COMPANY_COLUMNS = "symbol, company_name, exchange, sector, industry, country, currency, market_cap"
 
 
-def portfolios() -> Query:
+def _page(limit: int, offset: int = 0) -> str:
+    """``OFFSET``/``LIMIT`` of a page; ``limit`` is one more than the page to see if more follow."""
+    limit, offset = int(limit), int(offset)
+    if limit < 1 or offset < 0:
+        raise ValueError(f"a page needs limit >= 1 and offset >= 0, got {limit}, {offset}")
+    return (f" OFFSET {offset}" if offset else "") + f" LIMIT {limit}"
+
+
+def portfolios(limit: int, offset: int = 0) -> Query:
     return Query(
         "portfolios",
         'SELECT portfolio_id, MIN("date") AS first_date, MAX("date") AS last_date, '
         'COUNT(*) AS days, max_by(market_value, "date") AS market_value '
-        "FROM {daily_portfolio_summary} GROUP BY portfolio_id ORDER BY portfolio_id",
+        "FROM {daily_portfolio_summary} GROUP BY portfolio_id ORDER BY portfolio_id"
+        + _page(limit, offset),
     )
 
 
@@ -56,12 +68,12 @@ def portfolio_days(portfolio_id: str) -> Query:
     )
 
 
-def portfolio_summary(portfolio_id: str, start: date, end: date) -> Query:
+def portfolio_summary(portfolio_id: str, start: date, end: date, limit: int) -> Query:
     return Query(
         "portfolio_summary",
         f"SELECT {_SUMMARY_COLUMNS} FROM {{daily_portfolio_summary}} "
         'WHERE portfolio_id = ? AND "date" BETWEEN CAST(? AS DATE) AND CAST(? AS DATE) '
-        'ORDER BY "date"',
+        'ORDER BY "date"' + _page(limit),
         (portfolio_id, start, end),
     )
 
@@ -74,21 +86,22 @@ def latest_position_date(portfolio_id: str) -> Query:
     )
 
 
-def positions(portfolio_id: str, on: date) -> Query:
+def positions(portfolio_id: str, on: date, limit: int, offset: int = 0) -> Query:
     return Query(
         "positions",
         f"SELECT {_POSITION_COLUMNS} FROM {{fct_portfolio_positions}} "
         'WHERE portfolio_id = ? AND "date" = CAST(? AS DATE) '
-        "ORDER BY market_value DESC, symbol",
+        "ORDER BY market_value DESC, symbol" + _page(limit, offset),
         (portfolio_id, on),
     )
 
 
-def prices(symbol: str, start: date, end: date) -> Query:
+def prices(symbol: str, start: date, end: date, limit: int) -> Query:
     return Query(
         "prices",
         f"SELECT {_PRICE_COLUMNS} FROM {{fct_daily_prices}} "
-        'WHERE symbol = ? AND "date" BETWEEN CAST(? AS DATE) AND CAST(? AS DATE) ORDER BY "date"',
+        'WHERE symbol = ? AND "date" BETWEEN CAST(? AS DATE) AND CAST(? AS DATE) '
+        'ORDER BY "date"' + _page(limit),
         (symbol, start, end),
     )
 

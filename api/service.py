@@ -1,4 +1,8 @@
-"""The request-independent core: publication state, backend and response cache."""
+"""The request-independent core: publication state, backend and response cache.
+
+The backend factory lives here, above both backends, so neither backend
+module imports the other (their shared types are in :mod:`api.backend_types`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from api.backends import BackendError, QueryBackend, Row, backend_for
+from api.backend_types import BackendError, QueryBackend, Row
 from api.cache import CachedResponse, ResponseCache
 from api.models import GoldFreshness
 from api.queries import Query
@@ -27,6 +31,17 @@ class ApiConfig:
     # re-read on every request; on S3 each read is a GET, so it is throttled.
     published_refresh: float | None = None
     stale_after_hours: float = 36.0
+
+
+def backend_for(settings: Settings) -> QueryBackend:
+    """Athena where dbt builds gold with Athena (AWS), DuckDB otherwise."""
+    if settings.dbt_target == "athena":
+        from api.athena import AthenaBackend
+
+        return AthenaBackend.from_settings(settings)
+    from api.backends import DuckDBBackend
+
+    return DuckDBBackend(settings)
 
 
 class NoGold(Exception):
@@ -91,14 +106,18 @@ class GoldService:
         return self.backend.run(query, published.run_id)
 
     def cached(
-        self, key: Hashable, build: Callable[[Published], bytes]
+        self, key: Hashable, build: Callable[[Published], tuple[bytes, str | None]]
     ) -> tuple[CachedResponse, bool]:
-        """The response for ``key`` under the current publication; (entry, hit)."""
+        """The response for ``key`` under the current publication; (entry, hit).
+
+        ``build`` returns the body and its ``Link`` header (None without one).
+        """
         published = self.require_published()
         entry = self.cache.get(key, published.run_id)
         if entry is not None:
             return entry, True
-        return self.cache.put(key, published.run_id, build(published)), False
+        body, link = build(published)
+        return self.cache.put(key, published.run_id, body, link), False
 
     def freshness(self) -> GoldFreshness | None:
         published = self.published()
@@ -116,4 +135,4 @@ class GoldService:
         )
 
 
-__all__ = ["ApiConfig", "BackendError", "GoldService", "NoGold"]
+__all__ = ["ApiConfig", "BackendError", "GoldService", "NoGold", "backend_for"]

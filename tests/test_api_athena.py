@@ -51,7 +51,8 @@ def s3_settings(moto_url: str, tmp_path: Path) -> Settings:
     s3 = boto3.client("s3", **client_kwargs(settings))
     for zone in ("gold", "logs"):
         s3.create_bucket(
-            Bucket=lake.bucket(settings, zone), CreateBucketConfiguration={"LocationConstraint": REGION}
+            Bucket=lake.bucket(settings, zone),
+            CreateBucketConfiguration={"LocationConstraint": REGION},
         )
     return settings
 
@@ -102,6 +103,14 @@ def test_athena_literals_quote_strings_and_dates() -> None:
     assert literal(3) == "3"
 
 
+def test_a_page_is_written_offset_first_the_only_order_trino_accepts() -> None:
+    from datetime import date
+
+    sql = queries.positions("growth", date(2024, 1, 2), limit=3, offset=5).sql
+    assert sql.endswith("ORDER BY market_value DESC, symbol OFFSET 5 LIMIT 3")
+    assert queries.portfolios(limit=3).sql.endswith("ORDER BY portfolio_id LIMIT 3")
+
+
 def test_athena_backend_sends_parameterized_sql_and_types_the_results(
     moto_url: str, s3_settings: Settings
 ) -> None:
@@ -138,7 +147,8 @@ def test_athena_backend_sends_parameterized_sql_and_types_the_results(
     )
     from datetime import date
 
-    rows = backend.run(queries.prices("AAPL", date(2024, 1, 1), date(2024, 1, 31)), run_id="r1")
+    query = queries.prices("AAPL", date(2024, 1, 1), date(2024, 1, 31), limit=101)
+    rows = backend.run(query, run_id="r1")
 
     assert rows[0] == {
         "symbol": "AAPL",
@@ -157,6 +167,8 @@ def test_athena_backend_sends_parameterized_sql_and_types_the_results(
     execution_id = client.list_query_executions()["QueryExecutionIds"][-1]
     sent = client.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]
     assert '"finks_local_gold"."fct_daily_prices"' in sent["Query"] and "{" not in sent["Query"]
+    # A page's size is part of the SQL (Trino's order: OFFSET before LIMIT), not a parameter.
+    assert sent["Query"].endswith('ORDER BY "date" LIMIT 101')
     assert sent["QueryExecutionContext"]["Database"] == "finks_local_gold"
     assert sent["ExecutionParameters"] == ["'AAPL'", "'2024-01-01'", "'2024-01-31'"]
     assert sent["ResultConfiguration"]["OutputLocation"].startswith(
@@ -219,7 +231,7 @@ def test_duckdb_backend_reads_gold_parquet_from_s3(s3_settings: Settings) -> Non
 
     published = read_published(s3_settings)
     assert published is not None and published.run_id == "s3-run"
-    rows = DuckDBBackend(s3_settings).run(queries.portfolios(), published.run_id)
+    rows = DuckDBBackend(s3_settings).run(queries.portfolios(limit=10), published.run_id)
     assert [(r["portfolio_id"], r["days"]) for r in rows] == [("growth", 3), ("income", 3)]
 
 
@@ -237,7 +249,9 @@ def test_a_dedicated_workgroup_supplies_the_result_location(
     backend.client.create_work_group(
         Name=workgroup,
         Configuration={
-            "ResultConfiguration": {"OutputLocation": f"s3://{lake.bucket(s3_settings, 'logs')}/wg/"},
+            "ResultConfiguration": {
+                "OutputLocation": f"s3://{lake.bucket(s3_settings, 'logs')}/wg/"
+            },
             "EnforceWorkGroupConfiguration": True,
         },
     )

@@ -13,6 +13,12 @@ from typing import Any
 from core import lake
 from finks.checks import CheckContext, CheckFailed, Evidence
 
+PAGED = (
+    "/v1/portfolios",
+    "/v1/portfolios/{portfolio_id}/summary",
+    "/v1/portfolios/{portfolio_id}/positions",
+    "/v1/prices/{symbol}",
+)
 ENDPOINTS = (
     "/v1/health",
     "/v1/portfolios",
@@ -46,6 +52,20 @@ class _Probe:
     def expect(self, ok: bool, problem: str) -> None:
         if not ok:
             self.problems.append(problem)
+
+
+def _walk(probe: _Probe, url: str, key: str) -> tuple[list[Any], int]:
+    """Every row of a paged list, following links.next; (rows, pages)."""
+    rows: list[Any] = []
+    pages = 0
+    following: str | None = url
+    while following and pages < 10_000:
+        body = probe.get(following, 200, key).json()
+        rows += body.get("data", [])
+        pages += 1
+        following = (body.get("links") or {}).get("next")
+    probe.expect(not following, f"GET {url}: still a next page after {pages} pages")
+    return rows, pages
 
 
 def _count(sql: str, *params: Any) -> int:
@@ -98,21 +118,34 @@ def endpoints_work(ctx: CheckContext) -> Evidence:
             len(portfolios) == expected, f"{len(portfolios)} portfolios served, gold has {expected}"
         )
 
-        pid, last = portfolios[0]["portfolio_id"], date.fromisoformat(portfolios[0]["last_date"])
-        start = max(date.fromisoformat(portfolios[0]["first_date"]), last - timedelta(days=365))
-        summary = probe.get(
-            f"/v1/portfolios/{pid}/summary?start={start}&end={last}", 200, key
-        ).json()
+        pid = portfolios[0]["portfolio_id"]
+        first = date.fromisoformat(portfolios[0]["first_date"])
+        last = date.fromisoformat(portfolios[0]["last_date"])
+        # The whole history, in pages: a long range is paged, never refused.
+        summary_rows, pages = _walk(
+            probe, f"/v1/portfolios/{pid}/summary?start={first}&end={last}&limit=1000", key
+        )
         in_gold = _count(
             f"SELECT COUNT(*) FROM read_parquet('{summary_file}') WHERE portfolio_id = ? "
             'AND CAST("date" AS DATE) BETWEEN ? AND ?',
             pid,
-            start,
+            first,
             last,
         )
         probe.expect(
-            len(summary.get("data", [])) == in_gold,
-            f"summary of {pid}: {len(summary.get('data', []))} rows served, gold has {in_gold}",
+            len(summary_rows) == in_gold,
+            f"summary of {pid}: {len(summary_rows)} rows served in {pages} page(s), gold has {in_gold}",
+        )
+        # Pages small enough that there are a few: the same rows, in order, once each.
+        limit = max(1, -(-in_gold // 3))
+        small, small_pages = _walk(
+            probe, f"/v1/portfolios/{pid}/summary?start={first}&end={last}&limit={limit}", key
+        )
+        expected_pages = max(1, -(-in_gold // limit))
+        probe.expect(
+            small == summary_rows and small_pages == expected_pages,
+            f"summary of {pid} by pages of {limit}: {len(small)} rows in {small_pages} pages, "
+            f"expected {in_gold} rows in {expected_pages}",
         )
         positions = probe.get(f"/v1/portfolios/{pid}/positions", 200, key).json().get("data", [])
         probe.expect(bool(positions), f"no positions served for portfolio {pid}")
@@ -133,8 +166,8 @@ def endpoints_work(ctx: CheckContext) -> Evidence:
         probe.expect(
             "YYYY-MM-DD" in str(bad_date.get("error")), f"bad date error is unclear: {bad_date}"
         )
-        too_long = probe.get("/v1/prices/AAPL?start=2023-01-01&end=2024-12-31", 422, key).json()
-        probe.expect("366" in str(too_long.get("error")), f"range error is unclear: {too_long}")
+        too_big = probe.get("/v1/prices/AAPL?limit=100000", 422, key).json()
+        probe.expect("1000" in str(too_big.get("error")), f"limit error is unclear: {too_big}")
         probe.get("/v1/prices/NOT!A!SYMBOL", 422, key)
         probe.get("/v1/portfolios/no-such-portfolio-xyz/positions", 404, key)
 
@@ -142,7 +175,8 @@ def endpoints_work(ctx: CheckContext) -> Evidence:
         "run_id": published.run_id,
         "requests": len(probe.timings),
         "portfolios": len(portfolios),
-        "summary_rows": len(summary.get("data", [])),
+        "summary_rows": len(summary_rows),
+        "summary_pages": small_pages,
         "positions": len(positions),
         "price_rows": price_rows,
         "median_ms": round(sorted(probe.timings)[len(probe.timings) // 2], 1),
@@ -154,8 +188,8 @@ def endpoints_work(ctx: CheckContext) -> Evidence:
             excerpt="\n".join(probe.problems),
         )
     return Evidence(
-        f"{len(ENDPOINTS)} endpoints, validation (422) and API key auth (401) verified over HTTP "
-        f"against gold run {published.run_id}",
+        f"{len(ENDPOINTS)} endpoints, paging (next links), validation (422) and API key auth "
+        f"(401) verified over HTTP against gold run {published.run_id}",
         figures=figures,
     )
 
@@ -262,6 +296,23 @@ def cache_works(ctx: CheckContext) -> Evidence:
     )
 
 
+def _offline_page(client: Any, page: str) -> list[str]:
+    """A docs page answers and every script and stylesheet it loads is served by the API."""
+    import re
+
+    response = client.get(page)
+    if response.status_code != 200:
+        return [f"GET {page} does not answer 200 (got {response.status_code})"]
+    assets = re.findall(r'(?:src|href)="([^"]+)"', response.text)
+    problems = [f"{page} loads {url} from outside the API" for url in assets if "//" in url]
+    for url in assets:
+        if "//" not in url and client.get(url).status_code != 200:
+            problems.append(f"{page} loads {url}, which the API does not serve")
+    if not assets:
+        problems.append(f"{page} loads no script: not a Swagger UI/ReDoc page")
+    return problems
+
+
 def openapi_documented(ctx: CheckContext) -> Evidence:
     import httpx
 
@@ -297,6 +348,13 @@ def openapi_documented(ctx: CheckContext) -> Evidence:
             problems.append(
                 f"{path} does not document start/end (has {sorted(n for n in names if n)})"
             )
+    for path in PAGED:
+        params = {
+            p.get("name"): p.get("schema", {})
+            for p in paths.get(path, {}).get("get", {}).get("parameters", [])
+        }
+        if not params.get("limit", {}).get("maximum") or "pattern" not in params.get("cursor", {}):
+            problems.append(f"{path} does not state its paging (limit maximum, cursor pattern)")
     schemes = spec.get("components", {}).get("securitySchemes", {})
     if not any(
         s.get("type") == "apiKey" and s.get("in") == "header" and s.get("name") == "x-api-key"
@@ -313,8 +371,8 @@ def openapi_documented(ctx: CheckContext) -> Evidence:
         served = client.get("/openapi.json")
         if served.status_code != 200 or served.json().get("paths", {}).keys() != paths.keys():
             problems.append(f"GET /openapi.json: {served.status_code}, not the generated document")
-        if client.get("/docs").status_code != 200:
-            problems.append("GET /docs (Swagger UI) does not answer 200")
+        for page in ("/docs", "/redoc"):
+            problems += _offline_page(client, page)
     exported = ctx.root / openapi.SPEC_PATH
     if not exported.is_file():
         problems.append(f"{openapi.SPEC_PATH} is missing; run 'finks api openapi'")
@@ -329,6 +387,7 @@ def openapi_documented(ctx: CheckContext) -> Evidence:
         raise CheckFailed(f"OpenAPI: {problems[0]}", figures=figures, excerpt="\n".join(problems))
     return Evidence(
         f"OpenAPI {spec.get('openapi')} documents {len(ENDPOINTS)} endpoints with schemas, errors and "
-        f"the x-api-key scheme; served at /openapi.json and /docs; {openapi.SPEC_PATH} is current",
+        f"the x-api-key scheme and paging; served at /openapi.json, /docs and /redoc (assets "
+        f"served locally, no CDN); {openapi.SPEC_PATH} is current",
         figures=figures,
     )
