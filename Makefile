@@ -16,6 +16,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
+	@bash tools/system-packages.sh
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[all]"
