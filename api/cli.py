@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="The read API over gold (FastAPI).", no_args_is_help=True)
+app = typer.Typer(help="The read API over gold (FastAPI).", no_args_is_help=True, rich_markup_mode=None, add_completion=False)
 
 
 @app.command()

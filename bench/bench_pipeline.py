@@ -31,13 +31,13 @@ def _universe_file(state: Path, count: int) -> str:
     return str(path)
 
 
-def _stage(name: str, lake: Path, fn: Any) -> dict[str, Any]:
+def _stage(name: str, settings: Any, lake: Path, fn: Any) -> dict[str, Any]:
+    """Time ``fn(settings)`` on its own lake."""
     import psutil
 
-    os.environ["FINKS_LAKE_URI"] = str(lake)
     proc = psutil.Process()
     cpu0, t0 = proc.cpu_times(), time.monotonic()
-    result = fn()
+    result = fn(settings.model_copy(update={"lake_uri": str(lake)}))
     cpu1 = proc.cpu_times()
     out = {"wall_s": round(time.monotonic() - t0, 1),
            "cpu_s": round(cpu1.user + cpu1.system - cpu0.user - cpu0.system, 1),
@@ -70,14 +70,15 @@ def main() -> None:
     from finks.devstack.procs import free_port
 
     env = {"FINKS_STATE_DIR": str(state), "FINKS_PREFECT_PORT": str(free_port()), "FINKS_MOTO_PORT": str(free_port()),
-           "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "FINKS_TASK_RETRY_DELAY_S": "1",
-           "FMP_CALLS_PER_MINUTE": str(args.calls_per_minute)}
+           "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           # SQLite even when a local PostgreSQL answers: the figures should not depend on it.
+           "FINKS_PREFECT_DATABASE": "sqlite"}
     os.environ.update(env)
     os.environ.pop("FINKS_DATABASE_URL", None)
-    settings = load_settings(env="local")
+    settings = load_settings(env="local", fmp_calls_per_minute=args.calls_per_minute,
+                             universe=_universe_file(state, args.symbols))
     os.environ["PREFECT_API_URL"] = settings.prefect_api
     os.environ["PREFECT_HOME"] = str(settings.prefect_home)
-    os.environ["FINKS_UNIVERSE"] = _universe_file(state, args.symbols)
     from connectors.fmp.simulator import SimulatorServer
 
     report: dict[str, Any] = {"symbols": args.symbols, "days": args.days, "cpus": os.cpu_count(),
@@ -89,13 +90,16 @@ def main() -> None:
         from connectors.fmp.simulator import Faults
 
         with SimulatorServer(port=0, faults=Faults(latency_ms=args.latency_ms)) as sim:
-            os.environ["FMP_BASE_URL"] = sim.base_url
             from flows.backfill import backfill_flow
             from flows.calendar import parse_date, trading_days
+            from flows.common import RetryPolicy
             from flows.master_flow import daily_pipeline
 
+            bench = settings.model_copy(update={"fmp_base_url": sim.base_url})
+            retry = RetryPolicy(delay_s=1)
             if not args.skip_daily:
-                daily = _stage("daily pipeline", state / "lake-daily", lambda: daily_pipeline(date=args.date))
+                daily = _stage("daily pipeline", bench, state / "lake-daily",
+                               lambda s: daily_pipeline(date=args.date, settings=s, retry=retry))
                 report["daily"] = {k: v for k, v in daily.items() if k != "result"} | {
                     "steps": {s["step"]: s["seconds"] for s in daily["result"]["steps"]}}
             end = parse_date(args.date)
@@ -103,14 +107,16 @@ def main() -> None:
             while len(trading_days(start, end)) < args.days:
                 start = start.fromordinal(start.toordinal() - 1)
 
-            def run(concurrency: int) -> dict[str, Any]:
-                r = backfill_flow(start=start.isoformat(), end=end.isoformat(), concurrency=concurrency, bulk=args.bulk)
+            def run(settings: Any, concurrency: int) -> dict[str, Any]:
+                r = backfill_flow(start=start.isoformat(), end=end.isoformat(), concurrency=concurrency,
+                                  bulk=args.bulk, settings=settings, retry=retry)
                 return {k: r[k] for k in ("dates", "ran", "failed", "gold", "bulk", "seconds")}
 
-            parallel = _stage(f"backfill x{args.concurrency}", state / "lake-par", lambda: run(args.concurrency))
+            parallel = _stage(f"backfill x{args.concurrency}", bench, state / "lake-par",
+                              lambda s: run(s, args.concurrency))
             report["backfill_parallel"] = parallel
             if not args.skip_sequential:
-                sequential = _stage("backfill x1", state / "lake-seq", lambda: run(1))
+                sequential = _stage("backfill x1", bench, state / "lake-seq", lambda s: run(s, 1))
                 report["backfill_sequential"] = sequential
                 report["speedup"] = round(sequential["wall_s"] / max(parallel["wall_s"], 0.1), 2)
     finally:

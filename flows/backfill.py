@@ -17,12 +17,22 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from core.clock import now_iso
+from core.settings import Settings
 from flows import metrics
 from flows.calendar import parse_date, trading_days
-from flows.common import completed_dates, now_iso, retrying, settings_for, write_record
-from flows.errors import PipelineError
+from flows.common import (
+    RetryPolicy,
+    completed_dates,
+    retrying,
+    run_retry,
+    run_settings,
+    write_record,
+)
+from flows.errors import DateLocked, PipelineError, QualityGateFailed
 from flows.lock import date_lock
 from flows.notify import Notifier
 from flows.tasks import bronze_to_silver, dbt_build, ingest_dataset
@@ -36,19 +46,21 @@ class BackfillIncomplete(PipelineError):
         self.report = report
 
 
-@task(name="backfill-date")
-def backfill_date(date: str, datasets: list[str], env: str | None, force: bool, bulk: bool, lock_wait_s: float) -> dict[str, Any]:
+@task(name="backfill-date", cache_policy=NO_CACHE)
+def backfill_date(settings: Settings, date: str, datasets: list[str], force: bool, bulk: bool,
+                  lock_wait_s: float, retry: RetryPolicy) -> dict[str, Any]:
     """One date to silver; never raises, so one bad date cannot sink the range."""
-    settings, day = settings_for(env), parse_date(date)
+    day = parse_date(date)
     t0 = time.monotonic()
     try:
         with date_lock(settings, day, wait=lock_wait_s):
             ingested = {}
             for ds in datasets:
                 # Called as plain functions inside this task: the retry policy is applied here.
-                ingested[ds] = _with_retries(lambda ds=ds: ingest_dataset.fn(date, ds, env=env, force=force, bulk=bulk and ds == "eod"))
+                ingested[ds] = _with_retries(retry, lambda ds=ds: ingest_dataset.fn(
+                    settings, date, ds, force=force, bulk=bulk and ds == "eod"))
             silver = [("eod_prices" if d == "eod" else d) for d in datasets]
-            transformed = _with_retries(lambda: bronze_to_silver.fn(date, silver, env=env))
+            transformed = _with_retries(retry, lambda: bronze_to_silver.fn(settings, date, silver))
             write_record(settings, day, {"date": date, "finished_at": now_iso(), "silver": "ok", "by": "backfill",
                                          "rows_written": transformed.get("rows_written")})
         return {"date": date, "status": "ok", "seconds": round(time.monotonic() - t0, 2),
@@ -58,11 +70,7 @@ def backfill_date(date: str, datasets: list[str], env: str | None, force: bool, 
                 "error": f"{type(exc).__name__}: {exc}"}
 
 
-def _with_retries(fn: Any) -> Any:
-    from flows.common import RetryPolicy
-    from flows.errors import DateLocked, QualityGateFailed
-
-    policy = RetryPolicy.from_env()
+def _with_retries(policy: RetryPolicy, fn: Any) -> Any:
     for attempt in range(policy.retries + 1):
         try:
             return fn()
@@ -77,13 +85,15 @@ def _with_retries(fn: Any) -> Any:
 @flow(name="backfill", log_prints=True)
 def backfill_flow(start: str, end: str, concurrency: int = 4, datasets: list[str] | None = None,
                   env: str | None = None, force: bool = False, bulk: bool | None = None,
-                  lock_wait_s: float = 600, build_gold: bool = True) -> dict[str, Any]:
+                  lock_wait_s: float = 600, build_gold: bool = True,
+                  settings: Settings | None = None, retry: RetryPolicy | None = None) -> dict[str, Any]:
+    """Backfill [start, end]; `settings` and `retry` as for the daily pipeline."""
     first, last = parse_date(start, what="start"), parse_date(end, what="end")
     if last < first:
         from core.errors import UsageError
 
         raise UsageError(f"backfill range is empty: end {last} is before start {first}")
-    settings, logger = settings_for(env), get_run_logger()
+    settings, policy, logger = run_settings(env, settings), run_retry(retry), get_run_logger()
     days = trading_days(first, last)
     done = set() if force else completed_dates(settings)
     todo = [d for d in days if d not in done]
@@ -103,8 +113,10 @@ def backfill_flow(start: str, end: str, concurrency: int = 4, datasets: list[str
         runner: ThreadPoolTaskRunner[Any]
         with ThreadPoolTaskRunner(max_workers=max(1, concurrency)) as runner:
             futures: dict[cf.Future[Any], Any] = {runner.submit(backfill_date, {  # type: ignore[arg-type]
-                "date": d.isoformat(), "datasets": chosen + (snapshot_extra if d == days[-1] else []), "env": env,
-                "force": force, "bulk": use_bulk, "lock_wait_s": lock_wait_s}).wrapped_future: d for d in todo}
+                "settings": settings, "date": d.isoformat(),
+                "datasets": chosen + (snapshot_extra if d == days[-1] else []),
+                "force": force, "bulk": use_bulk, "lock_wait_s": lock_wait_s, "retry": policy,
+            }).wrapped_future: d for d in todo}
             for n, fut in enumerate(cf.as_completed(futures), 1):
                 outcome = _unwrap(fut, futures[fut].isoformat())
                 results.append(outcome)
@@ -118,7 +130,7 @@ def backfill_flow(start: str, end: str, concurrency: int = 4, datasets: list[str
     if build_gold and (ran or not failed):
         last_ok = max((r["date"] for r in results if r["status"] != "failed"), default=last.isoformat())
         try:
-            gold = retrying(dbt_build)(last_ok, env=env)
+            gold = retrying(dbt_build, policy)(settings, last_ok)
         except Exception as exc:  # noqa: BLE001 - reported with the dates
             gold = f"failed: {exc}"
     elapsed = time.monotonic() - started

@@ -62,7 +62,10 @@ def ecs_task_settings(settings: Settings) -> dict[str, Any]:
     from flows.ecs import EcsTaskSettings
 
     base = f"{settings.project}-{settings.env}"
-    split = lambda var: [v for v in os.environ.get(var, "").split(",") if v]
+
+    def split(var: str) -> list[str]:
+        return [v for v in os.environ.get(var, "").split(",") if v]
+
     return asdict(EcsTaskSettings(
         cluster=base,
         task_definitions={"connector": f"{base}-fmp-connector", "dbt": f"{base}-dbt"},

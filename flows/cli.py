@@ -8,9 +8,12 @@ exits 0 when everything succeeded, 1 when a step failed (FinksError).
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 pipeline_app = typer.Typer(help="Run the daily pipeline.", no_args_is_help=True)
 blocks_app = typer.Typer(help="Prefect blocks as code (S3 zones, AWS credentials, ECS task, FMP key).",
@@ -20,7 +23,8 @@ EnvOpt = Annotated[str | None, typer.Option("--env", "-e", help="local, dev, sta
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")]
 
 
-def _settings(env: str | None) -> Any:
+def _settings(env: str | None) -> Settings:
+    """The command's settings, built once; Prefect pointed at the environment's server."""
     from core.settings import load_settings
     from flows.common import use_prefect_server
 
@@ -63,11 +67,11 @@ def pipeline_run(
     from flows.calendar import parse_date
 
     day = parse_date(date).isoformat()
-    _settings(env)
+    settings = _settings(env)
     from flows.master_flow import PipelineFailed, daily_pipeline
 
     try:
-        result = daily_pipeline(date=day, env=env, force=force, runner=runner, lock_wait_s=wait)
+        result = daily_pipeline(date=day, force=force, runner=runner, lock_wait_s=wait, settings=settings)
     except PipelineFailed as exc:
         if as_json:
             typer.echo(json.dumps({"date": day, "status": "failed", "error": exc.message, "steps": exc.steps}))
@@ -93,12 +97,12 @@ def backfill(
     from flows.calendar import parse_date
 
     first, last = parse_date(start, what="--start"), parse_date(end, what="--end")
-    _settings(env)
+    settings = _settings(env)
     from flows.backfill import BackfillIncomplete, backfill_flow
 
     try:
         report = backfill_flow(start=first.isoformat(), end=last.isoformat(), concurrency=concurrency,
-                               env=env, force=force, bulk=bulk)
+                               force=force, bulk=bulk, settings=settings)
     except BackfillIncomplete as exc:
         _print_backfill(exc.report, as_json)
         raise

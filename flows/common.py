@@ -1,12 +1,21 @@
-"""What every flow shares: settings, the retry policy, run records and step outcomes."""
+"""What every flow shares: a run's settings and retry policy, run records and step outcomes.
+
+A flow that a deployment (or the scheduler) starts gets plain parameters; it
+resolves them once at its entry into a Settings object and a RetryPolicy
+(`run_settings`, `run_retry`) and passes those objects down to its sub-flows
+and tasks. In-process callers (the CLI, checks, tests) pass ready objects.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core import lake
 
@@ -17,30 +26,63 @@ Status = Literal["ok", "skipped", "failed", "not run"]
 DEFAULT_DATASETS = ("quotes", "profiles", "eod")
 
 
-def settings_for(env: str | None = None) -> Settings:
-    from core.settings import load_settings
+def run_settings(env: str | None = None, settings: Settings | None = None) -> Settings:
+    """The settings of a flow run: the object the caller passed, else built from `env`."""
+    if settings is None:
+        from core.settings import load_settings
 
-    return load_settings(env=env)
+        return load_settings(env=env)
+    if env is not None and env != settings.env:
+        from core.errors import UsageError
+
+        raise UsageError(f"env {env!r} contradicts the settings passed (env {settings.env!r})",
+                         hint="pass either env or settings")
+    return settings
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Task retries: FINKS_TASK_RETRIES (default 2) and FINKS_TASK_RETRY_DELAY_S (default 30, ×4 per retry)."""
+class RetryPolicy(BaseModel):
+    """Task retries: `retries` after the first attempt, waiting `delay_s`, ×4 per retry."""
 
-    retries: int
-    delays: list[float]
+    model_config = ConfigDict(frozen=True)
+
+    retries: Annotated[int, Field(ge=0)] = 2
+    delay_s: Annotated[float, Field(ge=0)] = 30.0
+
+    @property
+    def delays(self) -> list[float]:
+        return [self.delay_s * 4**i for i in range(max(self.retries, 1))]
 
     @classmethod
     def from_env(cls) -> RetryPolicy:
-        retries = int(os.environ.get("FINKS_TASK_RETRIES", "2"))
-        base = float(os.environ.get("FINKS_TASK_RETRY_DELAY_S", "30"))
-        return cls(retries, [base * 4**i for i in range(max(retries, 1))])
+        """FINKS_TASK_RETRIES (default 2) and FINKS_TASK_RETRY_DELAY_S (default 30)."""
+        from core.errors import ConfigError
+
+        retries = os.environ.get("FINKS_TASK_RETRIES", "2")
+        delay = os.environ.get("FINKS_TASK_RETRY_DELAY_S", "30")
+        try:
+            return cls(retries=int(retries), delay_s=float(delay))
+        except (ValueError, ValidationError):
+            raise ConfigError(f"FINKS_TASK_RETRIES={retries!r}, FINKS_TASK_RETRY_DELAY_S={delay!r}: "
+                              "expected a whole number >= 0 and seconds >= 0") from None
 
 
-def retrying(task: Any, **extra: Any) -> Any:
-    """The task with the current retry policy (read at call time, so tests and CLI can tune it)."""
-    policy = RetryPolicy.from_env()
+def run_retry(retry: RetryPolicy | None = None) -> RetryPolicy:
+    """The retry policy of a flow run: the one passed, else the environment's."""
+    return retry if retry is not None else RetryPolicy.from_env()
+
+
+def retrying(task: Any, policy: RetryPolicy, **extra: Any) -> Any:
+    """The task with the run's retry policy."""
     return task.with_options(retries=policy.retries, retry_delay_seconds=policy.delays, **extra)
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    """A step's result (a dataclass, or anything with to_dict) as a plain dict."""
+    if hasattr(obj, "to_dict"):
+        return dict(obj.to_dict())
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    return dict(obj)
 
 
 @dataclass
@@ -96,10 +138,6 @@ def completed_dates(settings: Settings) -> set[dt.date]:
         if text and json.loads(text).get("silver") == "ok":
             done.add(dt.date.fromisoformat(name.removesuffix(".json")))
     return done
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def use_prefect_server(settings: Settings) -> str:

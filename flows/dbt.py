@@ -6,16 +6,18 @@ from typing import Any
 
 from prefect import flow
 
+from core.settings import Settings
 from flows.calendar import parse_date
-from flows.common import retrying
+from flows.common import RetryPolicy, retrying, run_retry, run_settings
 from flows.quality import check_published
 from flows.tasks import dbt_build
 
 
 @flow(name="dbt", log_prints=True)
 def dbt_flow(date: str | None = None, env: str | None = None, runner: str = "auto",
-             select: str | None = None) -> dict[str, Any]:
-    day = parse_date(date).isoformat()
-    result = retrying(dbt_build)(day, env=env, runner=runner, select=select)
-    result["publication"] = check_published(env, result)
+             select: str | None = None, settings: Settings | None = None,
+             retry: RetryPolicy | None = None) -> dict[str, Any]:
+    run, day = run_settings(env, settings), parse_date(date).isoformat()
+    result = retrying(dbt_build, run_retry(retry))(run, day, runner=runner, select=select)
+    result["publication"] = check_published(run, result)
     return result

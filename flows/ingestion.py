@@ -6,18 +6,20 @@ from typing import Any
 
 from prefect import flow
 
+from core.settings import Settings
 from flows.calendar import parse_date
-from flows.common import DEFAULT_DATASETS, retrying
+from flows.common import DEFAULT_DATASETS, RetryPolicy, retrying, run_retry, run_settings
 from flows.tasks import ingest_dataset
 
 
 @flow(name="ingestion", log_prints=True)
 def ingestion_flow(date: str | None = None, datasets: list[str] | None = None, env: str | None = None,
-                   force: bool = False, runner: str = "auto", bulk: bool = False) -> dict[str, Any]:
+                   force: bool = False, runner: str = "auto", bulk: bool = False,
+                   settings: Settings | None = None, retry: RetryPolicy | None = None) -> dict[str, Any]:
     """Each dataset is its own task, so a retry repeats only the dataset that failed."""
-    day = parse_date(date).isoformat()
-    task = retrying(ingest_dataset)
-    futures = {ds: task.submit(day, ds, env=env, force=force, runner=runner, bulk=bulk and ds == "eod")
+    run, day = run_settings(env, settings), parse_date(date).isoformat()
+    task = retrying(ingest_dataset, run_retry(retry))
+    futures = {ds: task.submit(run, day, ds, force=force, runner=runner, bulk=bulk and ds == "eod")
                for ds in (datasets or list(DEFAULT_DATASETS))}
     # result() raises the first failure; the flow fails and the master stops downstream.
     return {ds: f.result() for ds, f in futures.items()}

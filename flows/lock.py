@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core import lake
+from core.clock import now_iso
 from flows.errors import DateLocked
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ def _holder(run_id: str | None) -> dict[str, Any]:
         "run_id": run_id,
         "pid": os.getpid(),
         "host": socket.gethostname(),
-        "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "since": now_iso(),
     }
 
 

@@ -8,15 +8,18 @@ gold in place (dbt publishes only after its tests pass).
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from core.clock import now_iso
+from core.settings import Settings
 from flows import metrics
 from flows.calendar import parse_date
-from flows.common import StepOutcome, now_iso, settings_for, write_record
+from flows.common import RetryPolicy, StepOutcome, run_retry, run_settings, write_record
 from flows.dbt import dbt_flow
 from flows.errors import PipelineError
 from flows.ingestion import ingestion_flow
@@ -39,9 +42,14 @@ class PipelineFailed(PipelineError):
 @flow(name="daily-pipeline", log_prints=True)
 def daily_pipeline(date: str | None = None, datasets: list[str] | None = None, env: str | None = None,
                    force: bool = False, runner: str = "auto", lock_wait_s: float = 0,
-                   glue_timeout_s: float = 3600, glue_poll_s: float = 15) -> dict[str, Any]:
-    """Run one trading date end to end (default: the previous trading day)."""
-    settings, day = settings_for(env), parse_date(date)
+                   glue_timeout_s: float = 3600, glue_poll_s: float = 15,
+                   settings: Settings | None = None, retry: RetryPolicy | None = None) -> dict[str, Any]:
+    """Run one trading date end to end (default: the previous trading day).
+
+    A deployment passes `env` (or nothing: FINKS_ENV); in-process callers may pass
+    ready `settings` and `retry` objects, which the sub-flows receive as they are.
+    """
+    settings, policy, day = run_settings(env, settings), run_retry(retry), parse_date(date)
     iso, logger = day.isoformat(), get_run_logger()
     notifier = Notifier.for_settings(settings)
     run_id = str(flow_run.get_id() or "")
@@ -50,10 +58,12 @@ def daily_pipeline(date: str | None = None, datasets: list[str] | None = None, e
     results: dict[str, Any] = {}
     with date_lock(settings, day, run_id=run_id, wait=lock_wait_s):
         steps = {
-            "ingestion": lambda: ingestion_flow(iso, datasets, env=env, force=force, runner=runner),
-            "transformation": lambda: transformation_flow(iso, _silver_names(datasets), env=env, runner=runner,
-                                                          glue_timeout_s=glue_timeout_s, glue_poll_s=glue_poll_s),
-            "dbt": lambda: dbt_flow(iso, env=env, runner=runner),
+            "ingestion": lambda: ingestion_flow(iso, datasets, force=force, runner=runner,
+                                                settings=settings, retry=policy),
+            "transformation": lambda: transformation_flow(iso, _silver_names(datasets), runner=runner,
+                                                          glue_timeout_s=glue_timeout_s, glue_poll_s=glue_poll_s,
+                                                          settings=settings, retry=policy),
+            "dbt": lambda: dbt_flow(iso, runner=runner, settings=settings, retry=policy),
         }
         failure: Exception | None = None
         for name, step in steps.items():
@@ -100,7 +110,7 @@ def _describe(step: str, result: dict[str, Any]) -> str:
     return f"{passed}/{total} tests passed, gold published"
 
 
-def _emit_metrics(settings: Any, day: Any, results: dict[str, Any], outcomes: list[StepOutcome], elapsed: float) -> None:
+def _emit_metrics(settings: Settings, day: dt.date, results: dict[str, Any], outcomes: list[StepOutcome], elapsed: float) -> None:
     data = [metrics.pipeline_latency("pipeline", elapsed)]
     data += [metrics.pipeline_latency(o.step, o.seconds) for o in outcomes if o.status == "ok"]
     transform = results.get("transformation") or {}

@@ -11,6 +11,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from core.clock import now_iso
+
 if TYPE_CHECKING:
     from core.settings import Settings
 
@@ -42,7 +44,7 @@ class Notifier:
             path = self.settings.home / "logs" / "notifications.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a") as fh:
-                fh.write(json.dumps(note | {"at": _now()}, default=str) + "\n")
+                fh.write(json.dumps(note | {"at": now_iso()}, default=str) + "\n")
         if self.sns_topic_arn:
             from core.aws import client as aws_client
 
@@ -57,12 +59,6 @@ class Notifier:
             note["sns_message_id"] = response["MessageId"]
         self.sent.append(note)
         return note
-
-
-def _now() -> str:
-    import datetime as dt
-
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def read_local(settings: Settings) -> list[dict[str, Any]]:

@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from core.gold import read_published
+from core.settings import Settings
 from flows.calendar import parse_date
-from flows.common import settings_for
+from flows.common import as_dict, run_settings
 from flows.errors import QualityGateFailed
 
 MAX_QUARANTINE_SHARE = 0.25
@@ -43,10 +45,9 @@ def validate_silver(date: str, transform: dict[str, Any], max_quarantine_share: 
     return result
 
 
-@task(name="check-published")
-def check_published(env: str | None, dbt_result: dict[str, Any]) -> dict[str, Any]:
+@task(name="check-published", cache_policy=NO_CACHE)
+def check_published(settings: Settings, dbt_result: dict[str, Any]) -> dict[str, Any]:
     """Gold counts as published only if `_published.json` says so after this build."""
-    settings = settings_for(env)
     published = read_published(settings)
     if not dbt_result.get("published") or published is None:
         raise QualityGateFailed("dbt build passed but gold was not published (no _published.json)",
@@ -71,14 +72,14 @@ def quality_score(silver: dict[str, Any] | None, dbt_result: dict[str, Any] | No
 
 
 @flow(name="data-quality", log_prints=True)
-def data_quality_flow(date: str | None = None, env: str | None = None) -> dict[str, Any]:
+def data_quality_flow(date: str | None = None, env: str | None = None,
+                      settings: Settings | None = None) -> dict[str, Any]:
     """Re-run the dbt tests against the current models without publishing anything."""
-    from flows.tasks import _as_dict
     from jobs.dbt import run_dbt
 
     day = parse_date(date).isoformat()
-    result = run_dbt(settings_for(env), command="test", vars={"run_date": day})
-    summary = _as_dict(result)
+    result = run_dbt(run_settings(env, settings), command="test", vars={"run_date": day})
+    summary = as_dict(result)
     passed, total = quality_score(None, summary)
     get_run_logger().info("data quality for %s: %d/%d tests passed", day, passed, total)
     if not result.ok:

@@ -3,20 +3,24 @@
 Locally the steps run in-process (connector, DuckDB, dbt-duckdb); in AWS the
 connector and dbt run as ECS tasks and bronze→silver as a Glue job run.
 Deterministic failures (a dbt test failing, a date locked) are not retried.
+
+Each task takes the run's Settings object first. They write to the lake and
+must never be answered from a cache, hence NO_CACHE (which also spares
+Prefect hashing the settings).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 import json
 import time
 from typing import Any
 
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
+from core.settings import Settings
 from flows.calendar import parse_date
-from flows.common import runner_for, settings_for
+from flows.common import as_dict, runner_for
 from flows.errors import (
     DateLocked,
     GlueJobTimeout,
@@ -24,14 +28,6 @@ from flows.errors import (
     QualityGateFailed,
     TransformFailed,
 )
-
-
-def _as_dict(obj: Any) -> dict[str, Any]:
-    if hasattr(obj, "to_dict"):
-        return dict(obj.to_dict())
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.asdict(obj)
-    return dict(obj)
 
 
 def not_deterministic(task: Any, task_run: Any, state: Any) -> bool:
@@ -47,11 +43,11 @@ def not_deterministic(task: Any, task_run: Any, state: Any) -> bool:
     return True
 
 
-@task(name="ingest-dataset", tags=["fmp"], retry_condition_fn=not_deterministic)
-def ingest_dataset(date: str, dataset: str, env: str | None = None, force: bool = False,
+@task(name="ingest-dataset", tags=["fmp"], retry_condition_fn=not_deterministic, cache_policy=NO_CACHE)
+def ingest_dataset(settings: Settings, date: str, dataset: str, force: bool = False,
                    runner: str = "auto", bulk: bool = False, ecs_timeout_s: float = 3600) -> dict[str, Any]:
     """Land one dataset for one date in bronze; skipped when a complete ingestion exists."""
-    settings, day, logger = settings_for(env), parse_date(date), get_run_logger()
+    day, logger = parse_date(date), get_run_logger()
     if runner_for(settings, runner) == "aws":
         # The connector image's ENTRYPOINT is `python -m connectors.fmp`: override only its arguments.
         command = ["ingest", "--date", day.isoformat(), "--dataset", dataset]
@@ -66,7 +62,7 @@ def ingest_dataset(date: str, dataset: str, env: str | None = None, force: bool 
     if bulk:
         kwargs["bulk"] = True
     result = run_ingest(settings, day, dataset, **kwargs)
-    summary = _as_dict(result)
+    summary = as_dict(result)
     if not result.ok:
         failed = list(getattr(result, "failed_symbols", []) or [])
         raise IngestionFailed(
@@ -79,11 +75,11 @@ def ingest_dataset(date: str, dataset: str, env: str | None = None, force: bool 
     return summary
 
 
-@task(name="bronze-to-silver", retry_condition_fn=not_deterministic)
-def bronze_to_silver(date: str, datasets: list[str] | None = None, env: str | None = None,
+@task(name="bronze-to-silver", retry_condition_fn=not_deterministic, cache_policy=NO_CACHE)
+def bronze_to_silver(settings: Settings, date: str, datasets: list[str] | None = None,
                      runner: str = "auto", glue_timeout_s: float = 3600, glue_poll_s: float = 15) -> dict[str, Any]:
     """Rebuild the date's silver partitions from bronze (replaces, never appends)."""
-    settings, day, logger = settings_for(env), parse_date(date), get_run_logger()
+    day, logger = parse_date(date), get_run_logger()
     if runner_for(settings, runner) == "aws":
         from flows.glue import glue_client, job_arguments, job_name, run_glue_job
 
@@ -96,18 +92,18 @@ def bronze_to_silver(date: str, datasets: list[str] | None = None, env: str | No
     from jobs import bronze_to_silver
 
     result = bronze_to_silver.run(settings, day, datasets=datasets)
-    summary = _as_dict(result)
+    summary = as_dict(result)
     if getattr(result, "ok", True) is False:
         raise TransformFailed(f"bronze→silver for {day} failed: {json.dumps(summary, default=str)[:500]}",
                               hint="see the flow run's log for the failing dataset")
     return {"runner": "local", **summary}
 
 
-@task(name="dbt-build", retry_condition_fn=not_deterministic)
-def dbt_build(date: str, env: str | None = None, runner: str = "auto", select: str | None = None,
+@task(name="dbt-build", retry_condition_fn=not_deterministic, cache_policy=NO_CACHE)
+def dbt_build(settings: Settings, date: str, runner: str = "auto", select: str | None = None,
               ecs_timeout_s: float = 3600, gold_wait_s: float = 3600) -> dict[str, Any]:
     """dbt build (models + tests); gold is published only when every test passed."""
-    settings, day = settings_for(env), parse_date(date)
+    day = parse_date(date)
     dbt_vars = {"run_date": day.isoformat()}
     if runner_for(settings, runner) == "aws":
         # The dbt image has no ENTRYPOINT: the override is the whole command.
@@ -121,7 +117,7 @@ def dbt_build(date: str, env: str | None = None, runner: str = "auto", select: s
     # Gold spans every date: builds of different dates must take turns (dbt is not thread-safe either).
     with named_lock(settings, "gold-build", wait=gold_wait_s):
         result = run_dbt(settings, command="build", select=select, vars=dbt_vars)
-    summary = _as_dict(result)
+    summary = as_dict(result)
     failed = list(getattr(result, "failed_tests", []) or [])
     if failed or not result.ok:
         raise QualityGateFailed(
@@ -133,7 +129,7 @@ def dbt_build(date: str, env: str | None = None, runner: str = "auto", select: s
     return summary
 
 
-def _ecs_step(settings: Any, role: str, command: list[str], timeout_s: float) -> dict[str, Any]:
+def _ecs_step(settings: Settings, role: str, command: list[str], timeout_s: float) -> dict[str, Any]:
     from flows.blocks import load_aws_credentials, load_ecs_settings
     from flows.ecs import run_ecs_task
 
@@ -145,9 +141,3 @@ def _ecs_step(settings: Any, role: str, command: list[str], timeout_s: float) ->
                        on_status=lambda s: logger.info("ECS %s task is %s", role, s))
     return {"runner": "ecs", "seconds": round(time.monotonic() - started, 2), **run.to_dict()}
 
-
-@task(name="record-date")
-def record_date(date: str, env: str | None, record: dict[str, Any]) -> None:
-    from flows.common import write_record
-
-    write_record(settings_for(env), dt.date.fromisoformat(date), record)

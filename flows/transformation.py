@@ -7,17 +7,19 @@ from typing import Any
 
 from prefect import flow
 
+from core.settings import Settings
 from flows.calendar import parse_date
-from flows.common import retrying
+from flows.common import RetryPolicy, retrying, run_retry, run_settings
 from flows.quality import validate_silver
 from flows.tasks import bronze_to_silver
 
 
 @flow(name="transformation", log_prints=True)
 def transformation_flow(date: str | None = None, datasets: list[str] | None = None, env: str | None = None,
-                        runner: str = "auto", glue_timeout_s: float = 3600, glue_poll_s: float = 15) -> dict[str, Any]:
-    day = parse_date(date).isoformat()
-    result = retrying(bronze_to_silver)(day, datasets, env=env, runner=runner,
-                                        glue_timeout_s=glue_timeout_s, glue_poll_s=glue_poll_s)
+                        runner: str = "auto", glue_timeout_s: float = 3600, glue_poll_s: float = 15,
+                        settings: Settings | None = None, retry: RetryPolicy | None = None) -> dict[str, Any]:
+    run, day = run_settings(env, settings), parse_date(date).isoformat()
+    result = retrying(bronze_to_silver, run_retry(retry))(run, day, datasets, runner=runner,
+                                                          glue_timeout_s=glue_timeout_s, glue_poll_s=glue_poll_s)
     result["validation"] = validate_silver(day, result)
     return result

@@ -15,7 +15,7 @@ import typer
 if TYPE_CHECKING:
     from core.settings import Settings
 
-app = typer.Typer(help="Infrastructure (Pulumi, AWS): dry plan, policy check, preview, up.", no_args_is_help=True)
+app = typer.Typer(help="Infrastructure (Pulumi, AWS): dry plan, policy check, preview, up.", no_args_is_help=True, rich_markup_mode=None, add_completion=False)
 
 PLAN_SCHEMA = "finks.infra.plan/1"
 CHECK_SCHEMA = "finks.infra.check/1"

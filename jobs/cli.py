@@ -21,10 +21,10 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 dbt_app = typer.Typer(help="Build, test and document the dbt project (silver → gold).",
-                      no_args_is_help=True, rich_markup_mode=None)
+                      no_args_is_help=True, rich_markup_mode=None, add_completion=False)
 
 
-EnvOpt = typer.Option(None, "--env", envvar="FINKS_ENV", help="local | dev | staging | prod")
+EnvOpt = typer.Option(None, "--env", "-e", envvar="FINKS_ENV", help="local | dev | staging | prod")
 
 
 def _settings(ctx: typer.Context | None, env: str | None = None) -> Settings:
@@ -49,7 +49,7 @@ def _emit(data: dict[str, Any], as_json: bool, lines: list[str]) -> None:
 def transform(
     ctx: typer.Context,
     date: str = typer.Option(..., "--date", "-d", help="Trading date to transform (YYYY-MM-DD)."),
-    engine: str | None = typer.Option(None, "--engine", "-e",
+    engine: str | None = typer.Option(None, "--engine",
                                          help="duckdb (local default) or spark."),
     dataset: list[str] | None = typer.Option(None, "--dataset",
                                                 help="quotes, profiles, eod_prices (repeatable; default all)."),

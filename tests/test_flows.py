@@ -12,10 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from core import lake
+from core.settings import Settings
+from flows.common import RetryPolicy
+from validation import support
 
 DAY1 = "2024-03-14"
 DAY2 = "2024-03-15"
@@ -23,47 +25,33 @@ DAY2 = "2024-03-15"
 
 # ---- fixtures ---------------------------------------------------------------
 
-FAST_RETRIES = {"FINKS_TASK_RETRIES": "1", "FINKS_TASK_RETRY_DELAY_S": "0"}
+FAST_RETRY = RetryPolicy(retries=1, delay_s=0)
 
 
 @pytest.fixture(scope="module")
-def sim(local_stack: Any) -> Iterator[Any]:
-    from connectors.fmp.simulator import SimulatorServer
-
-    with SimulatorServer(port=0) as server:
+def sim(local_stack: Settings) -> Iterator[Any]:
+    with support.simulator() as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def day1_lake(local_stack: Any, sim: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+def day1_lake(local_stack: Settings, sim: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     """DAY1 run once through the pipeline; tests that build on it get a copy."""
     from flows.master_flow import daily_pipeline
 
     lake = tmp_path_factory.mktemp("day1") / "lake"
-    mp = pytest.MonkeyPatch()
-    for key, value in {"FINKS_LAKE_URI": str(lake), "FMP_BASE_URL": sim.base_url, **FAST_RETRIES}.items():
-        mp.setenv(key, value)
-    try:
-        result = daily_pipeline(date=DAY1)
-    finally:
-        mp.undo()
-    return lake, result
+    settings = support.with_fmp(support.scratch_lake(local_stack, lake), sim.base_url)
+    return lake, daily_pipeline(date=DAY1, settings=settings, retry=FAST_RETRY)
 
 
 @pytest.fixture
-def pipeline(local_stack: Any, sim: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """A fresh lake for this test, the simulator as FMP, fast retries; returns the settings."""
-    from core.settings import load_settings
-
-    monkeypatch.setenv("FINKS_LAKE_URI", str(tmp_path / "lake"))
-    monkeypatch.setenv("FMP_BASE_URL", sim.base_url)
-    for key, value in FAST_RETRIES.items():
-        monkeypatch.setenv(key, value)
-    return load_settings(env="local")
+def pipeline(local_stack: Settings, sim: Any, tmp_path: Path) -> Settings:
+    """The settings of this test's run: a fresh lake, the simulator as FMP."""
+    return support.with_fmp(support.scratch_lake(local_stack, tmp_path / "lake"), sim.base_url)
 
 
 @pytest.fixture
-def after_day1(pipeline: Any, day1_lake: tuple[Path, dict[str, Any]]) -> Any:
+def after_day1(pipeline: Settings, day1_lake: tuple[Path, dict[str, Any]]) -> Settings:
     """This test's lake starts as a copy of the DAY1 lake."""
     import shutil
 
@@ -71,51 +59,24 @@ def after_day1(pipeline: Any, day1_lake: tuple[Path, dict[str, Any]]) -> Any:
     return pipeline
 
 
-def _moto_transition(settings: Any, model: str, transition: dict[str, Any] | None) -> None:
-    base = settings.s3_endpoint
-    if transition is None:
-        httpx.post(f"{base}/moto-api/state-manager/unset-transition", json={"model_name": model}).raise_for_status()
-    else:
-        httpx.post(f"{base}/moto-api/state-manager/set-transition",
-                   json={"model_name": model, "transition": transition}).raise_for_status()
-
-
 @pytest.fixture
-def glue_job(local_stack: Any) -> Iterator[str]:
-    from core.aws import client as aws_client
-    from flows.glue import job_name
-
-    glue = aws_client(local_stack, "glue")
-    name = job_name(local_stack)
-    try:
-        glue.create_job(Name=name, Role="arn:aws:iam::123456789012:role/glue",
-                        Command={"Name": "glueetl", "ScriptLocation": "s3://scripts/bronze_to_silver.py"})
-    except glue.exceptions.AlreadyExistsException:
-        pass
-    yield name
-    _moto_transition(local_stack, "glue::job_run", None)
+def glue_job(local_stack: Settings) -> Iterator[str]:
+    yield support.create_glue_job(local_stack)
+    support.moto_transition(local_stack, "glue::job_run", None)
 
 
 def _silver_tables(settings: Any, day: str) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     root = Path(lake.zone_uri(settings, "silver"))
-    return {p.parent.parent.name: _canonical(pq.read_table(p)) for p in sorted(root.glob(f"*/date={day}/*.parquet"))
-            if not p.parts[-4].startswith("_")}
-
-
-def _canonical(table: Any) -> Any:
-    """Rows in a fixed order: partitions are sets of rows, the writer's order is not part of the contract."""
-    import pyarrow.types as pt
-
-    keys = [c for c in table.column_names if not pt.is_nested(table.schema.field(c).type)]
-    return table.sort_by([(c, "ascending") for c in keys])
+    return {p.parent.parent.name: support.canonical(pq.read_table(p))
+            for p in sorted(root.glob(f"*/date={day}/*.parquet")) if not p.parts[-4].startswith("_")}
 
 
 def _gold_tables(settings: Any) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
-    return {p.stem: _canonical(pq.read_table(p)) for p in sorted(Path(lake.zone_uri(settings, "gold"), "marts").glob("*.parquet"))}
+    return {p.stem: support.canonical(pq.read_table(p)) for p in sorted(Path(lake.zone_uri(settings, "gold"), "marts").glob("*.parquet"))}
 
 
 def _published(settings: Any) -> dict[str, Any] | None:
@@ -140,7 +101,7 @@ def _steps(report: list[dict[str, Any]]) -> dict[str, str]:
 
 @pytest.mark.services
 @pytest.mark.slow
-def test_happy_path(day1_lake: tuple[Path, dict[str, Any]], after_day1: Any) -> None:
+def test_happy_path(day1_lake: tuple[Path, dict[str, Any]], after_day1: Settings) -> None:
     from flows.common import read_record
 
     result = day1_lake[1]
@@ -153,21 +114,21 @@ def test_happy_path(day1_lake: tuple[Path, dict[str, Any]], after_day1: Any) -> 
     assert all(t.num_rows > 0 for t in silver.values())
     gold = _gold_tables(settings)
     assert {"fct_daily_prices", "dim_company", "daily_portfolio_summary", "fct_portfolio_positions"} <= set(gold)
-    assert _published(settings)["run_id"] == result["results"]["dbt"]["run_id"]
-    assert read_record(settings, dt.date.fromisoformat(DAY1))["gold"] == "ok"
+    published, record = _published(settings), read_record(settings, dt.date.fromisoformat(DAY1))
+    assert published is not None and published["run_id"] == result["results"]["dbt"]["run_id"]
+    assert record is not None and record["gold"] == "ok"
 
 
 @pytest.mark.services
 @pytest.mark.slow
-def test_ingestion_failure(pipeline: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from connectors.fmp.simulator import Faults, SimulatorServer
+def test_ingestion_failure(pipeline: Settings) -> None:
+    from connectors.fmp.simulator import Faults
     from flows.master_flow import PipelineFailed, daily_pipeline
     from flows.notify import read_local
 
-    with SimulatorServer(port=0, faults=Faults(invalid_key=True)) as broken:
-        monkeypatch.setenv("FMP_BASE_URL", broken.base_url)
-        with pytest.raises(PipelineFailed) as info:
-            daily_pipeline(date=DAY1)
+    with support.fmp(pipeline, faults=Faults(invalid_key=True)) as broken, \
+            pytest.raises(PipelineFailed) as info:
+        daily_pipeline(date=DAY1, settings=broken, retry=FAST_RETRY)
 
     assert "failed at ingestion" in str(info.value)
     assert _steps(info.value.steps) == {"ingestion": "failed", "transformation": "not run", "dbt": "not run"}
@@ -179,16 +140,17 @@ def test_ingestion_failure(pipeline: Any, monkeypatch: pytest.MonkeyPatch) -> No
 
 @pytest.mark.services
 @pytest.mark.slow
-def test_glue_timeout(pipeline: Any, glue_job: str, ecs_cluster: Any) -> None:
+def test_glue_timeout(pipeline: Settings, glue_job: str, ecs_cluster: Settings) -> None:
     """The AWS path (connector on ECS, bronze→silver on Glue) against moto: a Glue run
     that never finishes fails the flow with a clear message and stops downstream."""
     from flows.master_flow import PipelineFailed, daily_pipeline
     from flows.notify import read_local
 
-    _moto_transition(pipeline, "glue::job_run", {"progression": "manual", "times": 10**9})
+    support.moto_transition(pipeline, "glue::job_run", {"progression": "manual", "times": 10**9})
     started = time.monotonic()
     with pytest.raises(PipelineFailed) as info:
-        daily_pipeline(date=DAY1, runner="aws", glue_timeout_s=2, glue_poll_s=0.2)
+        daily_pipeline(date=DAY1, runner="aws", glue_timeout_s=2, glue_poll_s=0.2,
+                       settings=pipeline, retry=FAST_RETRY)
     elapsed = time.monotonic() - started
 
     message = str(info.value)
@@ -200,7 +162,7 @@ def test_glue_timeout(pipeline: Any, glue_job: str, ecs_cluster: Any) -> None:
 
 @pytest.mark.services
 @pytest.mark.slow
-def test_dbt_quality_gate(after_day1: Any) -> None:
+def test_dbt_quality_gate(after_day1: Settings) -> None:
     """Gold is built from all of silver: a bad silver partition (here an older date
     written by a faulty engine, high < low) fails the dbt tests, so the new build is
     not published and the previous gold stays."""
@@ -223,7 +185,7 @@ def test_dbt_quality_gate(after_day1: Any) -> None:
     pq.write_table(bad, target)
 
     with pytest.raises(PipelineFailed) as info:
-        daily_pipeline(date=DAY2)
+        daily_pipeline(date=DAY2, settings=pipeline, retry=FAST_RETRY)
 
     assert _steps(info.value.steps) == {"ingestion": "ok", "transformation": "ok", "dbt": "failed"}
     assert "gold was not published" in str(info.value)
@@ -235,7 +197,7 @@ def test_dbt_quality_gate(after_day1: Any) -> None:
 
 @pytest.mark.services
 @pytest.mark.slow
-def test_concurrent_runs(pipeline: Any) -> None:
+def test_concurrent_runs(pipeline: Settings) -> None:
     """Two runs of one date at once: the second stops with a clear message, data stay whole;
     a run told to wait queues behind the first and then finds the date done."""
     from flows.errors import DateLocked
@@ -246,7 +208,7 @@ def test_concurrent_runs(pipeline: Any) -> None:
 
     def run(key: str, **kwargs: Any) -> None:
         try:
-            results[key] = daily_pipeline(date=DAY1, **kwargs)
+            results[key] = daily_pipeline(date=DAY1, settings=pipeline, retry=FAST_RETRY, **kwargs)
         except Exception as exc:  # noqa: BLE001 - inspected below
             results[key] = exc
 
@@ -271,11 +233,11 @@ def test_concurrent_runs(pipeline: Any) -> None:
 
 @pytest.mark.services
 @pytest.mark.slow
-def test_rerun_leaves_identical_silver_and_gold(after_day1: Any) -> None:
+def test_rerun_leaves_identical_silver_and_gold(after_day1: Settings) -> None:
     from flows.master_flow import daily_pipeline
 
     silver, gold = _silver_tables(after_day1, DAY1), _gold_tables(after_day1)
-    daily_pipeline(date=DAY1)
+    daily_pipeline(date=DAY1, settings=after_day1, retry=FAST_RETRY)
     silver2, gold2 = _silver_tables(after_day1, DAY1), _gold_tables(after_day1)
 
     assert {k: t.num_rows for k, t in silver.items()} == {k: t.num_rows for k, t in silver2.items()}
@@ -293,7 +255,7 @@ def test_glue_run_is_followed_through_its_states(local_stack: Any, glue_job: str
     from core.aws import client as aws_client
     from flows.glue import job_arguments, run_glue_job
 
-    _moto_transition(local_stack, "glue::job_run", {"progression": "time", "seconds": 0.5})
+    support.moto_transition(local_stack, "glue::job_run", {"progression": "time", "seconds": 0.5})
     run = run_glue_job(aws_client(local_stack, "glue"), glue_job,
                        job_arguments(local_stack, dt.date(2024, 3, 14), ["quotes"]), timeout_s=30, poll_s=0.1)
 
@@ -334,9 +296,9 @@ def ecs_cluster(local_stack: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
                                    "cpu": 512, "memory": 1024}],
         )
     apply_blocks(local_stack)
-    _moto_transition(local_stack, "ecs::task", {"progression": "immediate"})
+    support.moto_transition(local_stack, "ecs::task", {"progression": "immediate"})
     yield local_stack
-    _moto_transition(local_stack, "ecs::task", None)
+    support.moto_transition(local_stack, "ecs::task", None)
 
 
 @pytest.mark.services
@@ -360,7 +322,7 @@ def test_ecs_task_that_never_stops_times_out_and_is_stopped(ecs_cluster: Any) ->
     from flows.ecs import run_ecs_task
     from flows.errors import EcsTaskFailed
 
-    _moto_transition(ecs_cluster, "ecs::task", {"progression": "manual", "times": 10**9})
+    support.moto_transition(ecs_cluster, "ecs::task", {"progression": "manual", "times": 10**9})
     request = load_ecs_settings(ecs_cluster).run_task_request("dbt", ["dbt", "build"], {})
     with pytest.raises(EcsTaskFailed, match="still RUNNING .*timeout 1s"):
         run_ecs_task(aws_client(ecs_cluster, "ecs"), request, timeout_s=1, poll_s=0.1)
@@ -386,31 +348,38 @@ def test_notifier_publishes_to_sns(local_stack: Any) -> None:
     assert any(b["subject"] == "pipeline FAILED for 2024-03-14" and b["level"] == "error" for b in bodies)
 
 
+def test_a_flow_uses_the_settings_passed_else_builds_them_from_env(tmp_path: Path) -> None:
+    from core.errors import UsageError
+    from core.settings import load_settings
+    from flows.common import run_settings
+
+    passed = load_settings(env="local", lake_uri=str(tmp_path / "lake"))
+
+    assert run_settings(None, passed) is passed
+    assert run_settings("local", passed) is passed
+    assert run_settings("dev").env == "dev"
+    with pytest.raises(UsageError, match="env 'dev' contradicts the settings passed"):
+        run_settings("dev", passed)
+
+
+def test_retry_policy_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.errors import ConfigError
+
+    monkeypatch.setenv("FINKS_TASK_RETRIES", "3")
+    monkeypatch.setenv("FINKS_TASK_RETRY_DELAY_S", "2")
+    assert RetryPolicy.from_env() == RetryPolicy(retries=3, delay_s=2)
+    assert RetryPolicy.from_env().delays == [2, 8, 32]
+    monkeypatch.setenv("FINKS_TASK_RETRIES", "-1")
+    with pytest.raises(ConfigError, match="FINKS_TASK_RETRIES='-1'"):
+        RetryPolicy.from_env()
+
+
 def test_previous_trading_day_skips_weekends_and_holidays() -> None:
     from flows.calendar import previous_trading_day
 
     assert previous_trading_day(dt.date(2024, 3, 18)) == dt.date(2024, 3, 15)  # Monday -> Friday
     assert previous_trading_day(dt.date(2024, 4, 1)) == dt.date(2024, 3, 28)  # Good Friday closed
     assert previous_trading_day(dt.date(2024, 7, 5)) == dt.date(2024, 7, 3)
-
-
-@pytest.mark.services
-def test_deploy_schedules_the_daily_pipeline_at_two_utc(local_stack: Any) -> None:
-    from prefect.client.orchestration import get_client
-
-    from flows.deploy import apply_deployments
-
-    report = apply_deployments(local_stack, ["daily", "backfill"])
-    again = apply_deployments(local_stack, ["daily"])
-
-    assert report["daily-pipeline/daily"]["schedule"] == "0 2 * * * UTC"
-    assert again["daily-pipeline/daily"]["id"] == report["daily-pipeline/daily"]["id"]  # updated, not duplicated
-    with get_client(sync_client=True) as client:
-        dep = client.read_deployment_by_name("daily-pipeline/daily")
-        pool = client.read_work_pool(local_stack.worker_pool)
-    assert dep.work_pool_name == local_stack.worker_pool and pool.type == "process"
-    assert [(s.schedule.cron, s.schedule.timezone) for s in dep.schedules] == [("0 2 * * *", "UTC")]
-    assert dep.entrypoint == "flows/master_flow.py:daily_pipeline"
 
 
 def test_pipeline_command_rejects_a_bad_date_before_touching_anything() -> None:
@@ -428,37 +397,18 @@ def test_pipeline_command_rejects_a_bad_date_before_touching_anything() -> None:
     assert "date '2024-13-01' is not a date" in str(result.exception)
 
 
-def test_ecs_pool_template_renders_into_a_fargate_run_request(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The ECS work pool's job template (prefect-aws) with our defaults renders the
-    RunTask request the ECS worker will send: cluster, Fargate, private subnets, image."""
-    import asyncio
-
-    from prefect_aws.workers.ecs_worker import ECSJobConfiguration
-
-    from core.settings import load_settings
-    from flows.deploy import ecs_base_job_template, image, work_pool
-
-    monkeypatch.setenv("FINKS_ECS_SUBNETS", "subnet-0aaa,subnet-0bbb")
-    monkeypatch.setenv("FINKS_ECS_SECURITY_GROUPS", "sg-0tasks")
-    monkeypatch.setenv("FINKS_ECS_VPC_ID", "vpc-0main")
-    settings = load_settings(env="prod")
-    config = asyncio.run(ECSJobConfiguration.from_template_and_values(ecs_base_job_template(settings), {}))
-
-    assert work_pool(settings) == ("finks-prod-ecs", "ecs")
-    assert config.task_run_request["cluster"] == "finks-prod"
-    assert config.task_run_request["launchType"] == "FARGATE"
-    assert config.network_configuration["awsvpcConfiguration"]["subnets"] == ["subnet-0aaa", "subnet-0bbb"]
-    assert config.task_definition["containerDefinitions"][0]["image"] == image(settings)
-
-
 @pytest.mark.services
 @pytest.mark.slow
-def test_pipeline_command_reports_each_step(after_day1: Any) -> None:
+def test_pipeline_command_reports_each_step(after_day1: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     import typer
     from typer.testing import CliRunner
 
     from flows.cli import register
 
+    # The command builds its settings from the environment, as from a shell.
+    monkeypatch.setenv("FINKS_LAKE_URI", lake.lake_root(after_day1))
+    monkeypatch.setenv("FMP_BASE_URL", after_day1.fmp_url)
+    monkeypatch.setenv("FINKS_TASK_RETRY_DELAY_S", "0")
     app = typer.Typer()
     register(app)
     result = CliRunner().invoke(app, ["pipeline", "run", "--date", DAY1, "--json"])

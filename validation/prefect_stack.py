@@ -1,9 +1,9 @@
 """Checks for S8, S9 and S10: the Prefect server (UI, flows, restart, migrations,
 PostgreSQL), a process worker running a deployment, and the blocks.
 
-Checks use the default local settings (the stack of `finks dev up`), start
-what they need idempotently and never stop a stack they did not start (the
-restart check restarts the Prefect server only, which is its criterion).
+Checks use the default local settings (the stack of `finks dev up`, started
+idempotently by validation.support.stack) and never stop a stack they did not
+start (the restart check restarts the Prefect server only, which is its criterion).
 """
 
 from __future__ import annotations
@@ -15,15 +15,7 @@ from typing import Any
 
 from core.settings import Settings
 from finks.checks import CheckContext, CheckFailed, Evidence
-
-
-def _stack(settings: Settings, services: list[str] | None = None) -> Settings:
-    from finks.devstack import up
-    from flows.common import use_prefect_server
-
-    up(settings, services)
-    use_prefect_server(settings)
-    return settings
+from validation.support import stack
 
 
 def _read_flow_run(run_id: str) -> Any:
@@ -38,7 +30,7 @@ def _read_flow_run(run_id: str) -> Any:
 def prefect_ui_reachable(ctx: CheckContext) -> Evidence:
     import httpx
 
-    settings = _stack(ctx.settings)
+    settings = stack(ctx.settings)
     base = settings.prefect_api.removesuffix("/api")
     health = httpx.get(f"{settings.prefect_api}/health", timeout=10)
     ui = httpx.get(f"{base}/", timeout=10, follow_redirects=True)
@@ -51,7 +43,7 @@ def prefect_ui_reachable(ctx: CheckContext) -> Evidence:
 def test_flow_runs(ctx: CheckContext) -> Evidence:
     from flows.hello import hello_flow
 
-    settings = _stack(ctx.settings)
+    settings = stack(ctx.settings)
     state = hello_flow(name="s8-check", return_state=True)
     run = _read_flow_run(str(state.state_details.flow_run_id))
     if run.state_type.value != "COMPLETED":
@@ -64,7 +56,7 @@ def server_survives_restart(ctx: CheckContext) -> Evidence:
     from finks.devstack import down, up
     from flows.hello import hello_flow
 
-    settings = _stack(ctx.settings)
+    settings = stack(ctx.settings)
     state = hello_flow(name="before-restart", return_state=True)
     run_id = str(state.state_details.flow_run_id)
     had_worker = False
@@ -128,7 +120,7 @@ def _pg(settings: Settings, sql: str) -> list[Any]:
 
 
 def database_migrated(ctx: CheckContext) -> Evidence:
-    settings = _stack(ctx.settings)
+    settings = stack(ctx.settings)
     if settings.database_kind != "postgresql":
         raise CheckFailed("Prefect runs on SQLite here; S8 needs PostgreSQL", figures={"backend": settings.database_kind})
     head = _migration_head("postgresql")
@@ -142,7 +134,7 @@ def database_migrated(ctx: CheckContext) -> Evidence:
 def server_on_postgresql(ctx: CheckContext) -> Evidence:
     from flows.hello import hello_flow
 
-    settings = _stack(ctx.settings)
+    settings = stack(ctx.settings)
     if settings.database_kind != "postgresql":
         raise CheckFailed("Prefect runs on SQLite here; set FINKS_DATABASE_URL to PostgreSQL", figures={"backend": settings.database_kind})
     state = hello_flow(name="pg-check", return_state=True)
@@ -162,7 +154,7 @@ def worker_runs_deployment(ctx: CheckContext) -> Evidence:
 
     from flows.deploy import ensure_work_pool
 
-    settings = _stack(ctx.settings, ["moto", "prefect", "worker"])
+    settings = stack(ctx.settings, ["moto", "prefect", "worker"])
     ensure_work_pool(settings)
     flow: Any = Flow.from_source(source=str(settings.root), entrypoint="flows/hello.py:hello_flow")
     flow.deploy(name="s9-check", work_pool_name=settings.worker_pool, print_next_steps=False,
@@ -182,7 +174,7 @@ def worker_runs_deployment(ctx: CheckContext) -> Evidence:
 def blocks_exist_and_load(ctx: CheckContext) -> Evidence:
     from flows.blocks import apply_blocks, load_blocks, names
 
-    settings = _stack(ctx.settings)
+    settings = stack(ctx.settings)
     outcome = apply_blocks(settings)
     loaded = load_blocks(settings)
     n = names(settings)

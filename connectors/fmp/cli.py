@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(help="FMP market data: ingest into bronze, or serve the simulator.", no_args_is_help=True)
+app = typer.Typer(help="FMP market data: ingest into bronze, or serve the simulator.", no_args_is_help=True, rich_markup_mode=None, add_completion=False)
 
 
 def ingest(

@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from finks.devstack.stack import StackStatus
 
 app = typer.Typer(help="Run the local stack: Prefect server, moto (AWS emulator), worker.",
-                  no_args_is_help=True)
-config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
+                  no_args_is_help=True, rich_markup_mode=None, add_completion=False)
+config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True, rich_markup_mode=None, add_completion=False)
 
 
 
