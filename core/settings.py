@@ -281,8 +281,19 @@ def variable_name(field: str) -> str:
     return alias if isinstance(alias, str) else f"FINKS_{field.upper()}"
 
 
+def environment_variables() -> set[str]:
+    """Every environment variable the settings model reads."""
+    return {variable_name(name) for name in Settings.model_fields}
+
+
 def load_settings(env: str | None = None, root: Path | None = None, **overrides: Any) -> Settings:
-    """Build the settings; invalid values become a ConfigError naming the variable."""
+    """Build the settings; invalid values become a ConfigError naming the variable.
+
+    `.env` is read first (core.envfile): the process environment wins over it.
+    """
+    from core.envfile import load_env_file
+
+    load_env_file()
     kwargs: dict[str, Any] = dict(overrides)
     if env is not None:
         kwargs["env"] = env

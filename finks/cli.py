@@ -393,6 +393,9 @@ def reset(sid: str, env: EnvOpt = "local",
 def main() -> None:
     """Entry point: FinksError → one line on stderr and its exit code."""
     try:
+        from core.envfile import load_env_file
+
+        load_env_file()
         app(prog_name="finks")
     except FinksError as exc:
         typer.echo(f"finks: error: {exc}", err=True)
