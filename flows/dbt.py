@@ -7,6 +7,7 @@ from typing import Any
 from prefect import flow
 
 from core.settings import Settings
+from flows import tracing
 from flows.calendar import parse_date
 from flows.common import RetryPolicy, retrying, run_retry, run_settings
 from flows.quality import check_published
@@ -18,6 +19,11 @@ def dbt_flow(date: str | None = None, env: str | None = None, runner: str = "aut
              select: str | None = None, settings: Settings | None = None,
              retry: RetryPolicy | None = None) -> dict[str, Any]:
     run, day = run_settings(env, settings), parse_date(date).isoformat()
+    tracing.step(run, "dbt", date=day, select=select)
     result = retrying(dbt_build, run_retry(retry))(run, day, runner=runner, select=select)
-    result["publication"] = check_published(run, result)
+    # Gold is published inside the build (write-audit-publish); this span is its verification.
+    with tracing.span("publish", date=day, env=run.env):
+        result["publication"] = check_published(run, result)
+        tracing.annotate(gold_run_id=result["publication"].get("run_id"),
+                         tests_passed=result["publication"].get("tests_passed"))
     return result

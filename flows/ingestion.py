@@ -7,6 +7,7 @@ from typing import Any
 from prefect import flow
 
 from core.settings import Settings
+from flows import tracing
 from flows.calendar import parse_date
 from flows.common import DEFAULT_DATASETS, RetryPolicy, retrying, run_retry, run_settings
 from flows.tasks import ingest_dataset
@@ -18,6 +19,7 @@ def ingestion_flow(date: str | None = None, datasets: list[str] | None = None, e
                    settings: Settings | None = None, retry: RetryPolicy | None = None) -> dict[str, Any]:
     """Each dataset is its own task, so a retry repeats only the dataset that failed."""
     run, day = run_settings(env, settings), parse_date(date).isoformat()
+    tracing.step(run, "ingestion", date=day, datasets=datasets or list(DEFAULT_DATASETS))
     task = retrying(ingest_dataset, run_retry(retry))
     futures = {ds: task.submit(run, day, ds, force=force, runner=runner, bulk=bulk and ds == "eod")
                for ds in (datasets or list(DEFAULT_DATASETS))}

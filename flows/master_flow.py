@@ -17,7 +17,7 @@ from prefect.runtime import flow_run
 
 from core.clock import now_iso
 from core.settings import Settings
-from flows import metrics
+from flows import metrics, tracing
 from flows.calendar import parse_date
 from flows.common import RetryPolicy, StepOutcome, run_retry, run_settings, write_record
 from flows.dbt import dbt_flow
@@ -53,6 +53,7 @@ def daily_pipeline(date: str | None = None, datasets: list[str] | None = None, e
     iso, logger = day.isoformat(), get_run_logger()
     notifier = Notifier.for_settings(settings)
     run_id = str(flow_run.get_id() or "")
+    tracing.step(settings, "daily-pipeline", date=iso, run_id=run_id, datasets=datasets)
     started = time.monotonic()
     outcomes: list[StepOutcome] = []
     results: dict[str, Any] = {}

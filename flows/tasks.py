@@ -19,6 +19,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from core.settings import Settings
+from flows import tracing
 from flows.calendar import parse_date
 from flows.common import as_dict, runner_for
 from flows.errors import (
@@ -48,6 +49,7 @@ def ingest_dataset(settings: Settings, date: str, dataset: str, force: bool = Fa
                    runner: str = "auto", bulk: bool = False, ecs_timeout_s: float = 3600) -> dict[str, Any]:
     """Land one dataset for one date in bronze; skipped when a complete ingestion exists."""
     day, logger = parse_date(date), get_run_logger()
+    tracing.annotate(date=day.isoformat(), env=settings.env, dataset=dataset)
     if runner_for(settings, runner) == "aws":
         # The connector image's ENTRYPOINT is `python -m connectors.fmp`: override only its arguments.
         command = ["ingest", "--date", day.isoformat(), "--dataset", dataset]
@@ -63,6 +65,7 @@ def ingest_dataset(settings: Settings, date: str, dataset: str, force: bool = Fa
         kwargs["bulk"] = True
     result = run_ingest(settings, day, dataset, **kwargs)
     summary = as_dict(result)
+    tracing.annotate(records=summary.get("records"), quarantined=summary.get("quarantined"), skipped=summary.get("skipped"))
     if not result.ok:
         failed = list(getattr(result, "failed_symbols", []) or [])
         raise IngestionFailed(
@@ -80,6 +83,7 @@ def bronze_to_silver(settings: Settings, date: str, datasets: list[str] | None =
                      runner: str = "auto", glue_timeout_s: float = 3600, glue_poll_s: float = 15) -> dict[str, Any]:
     """Rebuild the date's silver partitions from bronze (replaces, never appends)."""
     day, logger = parse_date(date), get_run_logger()
+    tracing.annotate(date=day.isoformat(), env=settings.env, datasets=datasets)
     if runner_for(settings, runner) == "aws":
         from flows.glue import glue_client, job_arguments, job_name, run_glue_job
 
@@ -93,6 +97,7 @@ def bronze_to_silver(settings: Settings, date: str, datasets: list[str] | None =
 
     result = bronze_to_silver.run(settings, day, datasets=datasets)
     summary = as_dict(result)
+    tracing.annotate(rows_written=summary.get("rows_written"), quarantined=summary.get("quarantined"))
     if getattr(result, "ok", True) is False:
         raise TransformFailed(f"bronze→silver for {day} failed: {json.dumps(summary, default=str)[:500]}",
                               hint="see the flow run's log for the failing dataset")
@@ -105,6 +110,7 @@ def dbt_build(settings: Settings, date: str, runner: str = "auto", select: str |
     """dbt build (models + tests); gold is published only when every test passed."""
     day = parse_date(date)
     dbt_vars = {"run_date": day.isoformat()}
+    tracing.annotate(date=day.isoformat(), env=settings.env, select=select)
     if runner_for(settings, runner) == "aws":
         # The dbt image has no ENTRYPOINT: the override is the whole command.
         command = ["python", "-m", "jobs.dbt", "build", "--target", "athena", "--vars", json.dumps(dbt_vars)]
@@ -119,6 +125,7 @@ def dbt_build(settings: Settings, date: str, runner: str = "auto", select: str |
         result = run_dbt(settings, command="build", select=select, vars=dbt_vars)
     summary = as_dict(result)
     failed = list(getattr(result, "failed_tests", []) or [])
+    tracing.annotate(dbt_run_id=summary.get("run_id"), nodes=len(summary.get("nodes") or []), failed_tests=len(failed))
     if failed or not result.ok:
         raise QualityGateFailed(
             f"dbt build for {day} failed ({len(failed)} failing test(s)"

@@ -116,6 +116,13 @@ def test_iam_roles_trust_their_service_and_never_grant_star_on_star() -> None:
     assert "finks-dev-gold" in lam.inputs["policy"] and "finks-dev-bronze" not in lam.inputs["policy"]
 
 
+def test_iam_lets_the_pipeline_task_write_traces_to_xray() -> None:
+    plan = _run(lambda: Iam("iam", IamArgs(COMMON, _buckets(), kms_key_arn=ARN, fmp_secret_arn="arn:fmp")))
+    xray = [r for r in plan.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+            if r.inputs["policyArn"].endswith("/AWSXRayDaemonWriteAccess")]
+    assert sorted(r.name for r in xray) == ["iam-api-lambda-xray", "iam-pipeline-task-xray"]
+
+
 def _database(multi_az: bool) -> Database:
     return Database("db", DatabaseArgs(COMMON, vpc_id="vpc-1", private_subnet_ids=[_out("s-1"), _out("s-2")], kms_key_arn=ARN,
                                        instance_class="db.t4g.micro", allocated_storage_gb=20, multi_az=multi_az,
@@ -159,6 +166,25 @@ def test_ecs_defines_the_five_fargate_tasks_with_logs_and_no_plain_password() ->
     assert plan.one("aws:ecs/cluster:Cluster").inputs["name"] == "finks-dev"
     ecs_children = [r for r in plan.custom if r.name.startswith("ecs-")]
     assert ecs_children and all(r.parent == "ecs" for r in ecs_children)
+
+
+def test_the_flow_run_task_carries_the_adot_collector_and_sends_it_spans() -> None:
+    import yaml
+
+    plan = _run(_ecs)
+    worker, collector = json.loads(plan.one("aws:ecs/taskDefinition:TaskDefinition", "ecs-task-worker").inputs["containerDefinitions"])
+    assert worker["essential"] is True and collector["name"] == "aws-otel-collector" and collector["essential"] is False
+    assert collector["image"].startswith("public.ecr.aws/aws-observability/aws-otel-collector:v")
+    assert {e["name"]: e["value"] for e in worker["environment"]}["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://localhost:4318"
+    assert worker["dependsOn"] == [{"containerName": "aws-otel-collector", "condition": "START"}]
+    config = yaml.safe_load({e["name"]: e["value"] for e in collector["environment"]}["AOT_CONFIG_CONTENT"])
+    assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"].endswith(":4318")
+    assert config["service"]["pipelines"]["traces"] == {"receivers": ["otlp"], "processors": ["batch/traces"], "exporters": ["awsxray"]}
+    assert config["exporters"]["awsxray"]["region"] == "ca-central-1"
+    assert collector["logConfiguration"]["options"]["awslogs-group"] == worker["logConfiguration"]["options"]["awslogs-group"]
+    # Only the flow-run task is traced: the connector and dbt tasks keep one container.
+    for task in ("fmp-connector", "dbt", "prefect-server"):
+        assert len(json.loads(plan.one("aws:ecs/taskDefinition:TaskDefinition", f"ecs-task-{task}").inputs["containerDefinitions"])) == 1
 
 
 def _prefect(hosted_zone: str | None) -> PrefectServer:

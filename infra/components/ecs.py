@@ -4,6 +4,10 @@ Task definitions: Prefect server, Prefect worker, a generic worker, the FMP
 connector and dbt. The server reaches PostgreSQL through asyncpg; its
 password comes from the RDS-managed secret as an ECS secret, so the URL is
 assembled by Prefect inside the container and never exists in plain text.
+
+The flow-run task (the generic worker) carries the ADOT collector as a
+sidecar: the flows export their spans over OTLP to localhost:4318
+(flows/tracing.py) and the collector forwards them to X-Ray.
 """
 
 from __future__ import annotations
@@ -28,6 +32,35 @@ TASKS: dict[str, tuple[str, int, int, list[str] | None]] = {
     # The dbt image runs jobs.dbt (write-audit-publish around `dbt build`), not bare dbt.
     "dbt": ("dbt", 1024, 2048, ["python", "-m", "jobs.dbt", "build", "--target", "athena"]),
 }
+
+# Distributed tracing: the tasks whose flows run in them get the collector sidecar.
+TRACED_TASKS: tuple[str, ...] = ("worker",)
+ADOT_CONTAINER = "aws-otel-collector"
+ADOT_IMAGE = "public.ecr.aws/aws-observability/aws-otel-collector:v0.42.0"
+OTLP_ENDPOINT = "http://localhost:4318"  # awsvpc: the task's containers share localhost
+# Traces only: the image's default config would also ship metrics as EMF logs, which
+# the pipeline already sends to CloudWatch itself (flows/metrics.py). The SDK's random
+# W3C trace ids are fine: the awsxray exporter no longer demands X-Ray's epoch prefix.
+ADOT_CONFIG = """\
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:4318
+processors:
+  batch/traces:
+    timeout: 1s
+    send_batch_size: 50
+exporters:
+  awsxray:
+    region: {region}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch/traces]
+      exporters: [awsxray]
+"""
 
 
 @dataclass(frozen=True)
@@ -207,6 +240,14 @@ class Ecs(FinksComponent):
             }
             if command:
                 container["command"] = command
+            containers = [container]
+            if task in TRACED_TASKS:
+                containers.append(self._collector(task, c))
+                container["environment"] += [
+                    {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": OTLP_ENDPOINT},
+                    {"name": "OTEL_RESOURCE_ATTRIBUTES", "value": f"deployment.environment={c.env}"},
+                ]
+                container["dependsOn"] = [{"containerName": ADOT_CONTAINER, "condition": "START"}]
             if task == "prefect-server":
                 container["portMappings"] = [{"containerPort": PREFECT_PORT, "protocol": "tcp"}]
                 container["healthCheck"] = {
@@ -229,7 +270,7 @@ class Ecs(FinksComponent):
                 ),
                 execution_role_arn=args.execution_role.arn,
                 task_role_arn=role_arn,
-                container_definitions=pulumi.Output.json_dumps([container]),
+                container_definitions=pulumi.Output.json_dumps(containers),
                 tags=c.tags,
                 opts=self.opts(),
             )
@@ -242,3 +283,21 @@ class Ecs(FinksComponent):
                 "task_definition_arns": {k: t.arn for k, t in self.task_definitions.items()},
             }
         )
+
+    def _collector(self, task: str, c: Common) -> dict[str, Any]:
+        """The ADOT collector sidecar: OTLP/HTTP in on localhost, X-Ray out (the task role may write traces)."""
+        return {
+            "name": ADOT_CONTAINER,
+            "image": ADOT_IMAGE,
+            # A collector that stops costs the run's trace, not the run.
+            "essential": False,
+            "environment": [{"name": "AOT_CONFIG_CONTENT", "value": ADOT_CONFIG.format(region=c.region)}],
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {
+                    "awslogs-group": self.log_groups[task].name,
+                    "awslogs-region": c.region,
+                    "awslogs-stream-prefix": ADOT_CONTAINER,
+                },
+            },
+        }

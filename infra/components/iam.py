@@ -117,6 +117,14 @@ class Iam(FinksComponent):
             ],
         )
 
+        # Flow runs' spans reach X-Ray through the ADOT collector sidecar (infra/components/ecs.py).
+        aws.iam.RolePolicyAttachment(
+            self.child("pipeline-task-xray"),
+            role=self.task_role.name,
+            policy_arn="arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess",
+            opts=self.opts(),
+        )
+
         # Flows start the connector and dbt as ECS tasks (flows/ecs.py).
         self._inline(
             "pipeline-run-tasks",
