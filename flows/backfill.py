@@ -4,7 +4,8 @@ Per date (bounded concurrency): ingest → bronze→silver under the date's
 lock. Gold is one dbt build over all of silver at the end, because the marts
 span every date and dbt builds must not run concurrently. Dates already
 completed are skipped, a failed date is reported without stopping the
-others, and progress is visible as a Prefect progress artifact and log lines.
+others, and progress is visible as a Prefect progress artifact, log lines and
+`finks.progress` events (which the CLI draws; see core.logsetup).
 Ranges longer than `bulk_after_days` use FMP's bulk EOD endpoint (one call
 per date for every symbol).
 """
@@ -21,6 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from core.clock import now_iso
+from core.logsetup import progress
 from core.settings import Settings
 from flows import metrics
 from flows.calendar import parse_date, trading_days
@@ -107,7 +109,10 @@ def backfill_flow(start: str, end: str, concurrency: int = 4, datasets: list[str
                 "bulk EOD" if use_bulk else "per-symbol endpoints")
     started = time.monotonic()
     results: list[dict[str, Any]] = [{"date": d.isoformat(), "status": "skipped"} for d in days if d in done]
-    progress: Any = create_progress_artifact(progress=0.0 if todo else 100.0, key=f"backfill-{first}-{last}",
+    progress("start", title=f"backfill {first}..{last}", total=len(todo), unit="dates")
+    if len(days) > len(todo):
+        progress("note", text=f"{len(days) - len(todo)} of {len(days)} dates already complete, skipped")
+    artifact: Any = create_progress_artifact(progress=0.0 if todo else 100.0, key=f"backfill-{first}-{last}",
                                         description=f"backfill {first}..{last}")
     if todo:
         runner: ThreadPoolTaskRunner[Any]
@@ -120,7 +125,8 @@ def backfill_flow(start: str, end: str, concurrency: int = 4, datasets: list[str
             for n, fut in enumerate(cf.as_completed(futures), 1):
                 outcome = _unwrap(fut, futures[fut].isoformat())
                 results.append(outcome)
-                update_progress_artifact(progress, 100.0 * n / len(todo))
+                update_progress_artifact(artifact, 100.0 * n / len(todo))
+                progress("advance", item=outcome["date"], status=outcome["status"], detail=outcome.get("error", ""))
                 logger.info("backfill %d/%d: %s %s%s", n, len(todo), outcome["date"], outcome["status"],
                             f" ({outcome['error']})" if outcome.get("error") else "")
     results.sort(key=lambda r: r["date"])
@@ -129,6 +135,7 @@ def backfill_flow(start: str, end: str, concurrency: int = 4, datasets: list[str
     ran = [r for r in results if r["status"] == "ok"]
     if build_gold and (ran or not failed):
         last_ok = max((r["date"] for r in results if r["status"] != "failed"), default=last.isoformat())
+        progress("note", text="building gold (dbt build)")
         try:
             gold = retrying(dbt_build, policy)(settings, last_ok)
         except Exception as exc:  # noqa: BLE001 - reported with the dates

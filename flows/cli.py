@@ -1,13 +1,18 @@
 """Pipeline commands: `finks pipeline run`, `finks backfill`, `finks deploy`, `finks blocks apply`.
 
 Imports stay light: Prefect, the connector and the engines load inside the
-commands. Each command prints per-step outcomes (or JSON with --json) and
-exits 0 when everything succeeded, 1 when a step failed (FinksError).
+commands. Each command prints per-step outcomes on stdout (or one JSON
+document with --json) and exits 0 when everything succeeded, 1 when a step
+failed (FinksError). While a run lasts, its progress is drawn on stderr and
+Prefect's and dbt's logs go to the run's log file (and to stderr with -v):
+see core.logsetup.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import logging
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -21,6 +26,7 @@ blocks_app = typer.Typer(help="Prefect blocks as code (S3 zones, AWS credentials
 
 EnvOpt = Annotated[str | None, typer.Option("--env", "-e", help="local, dev, staging or prod.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's and dbt's logs on stderr too.")]
 
 
 def _settings(env: str | None) -> Settings:
@@ -62,26 +68,70 @@ def pipeline_run(
     wait: Annotated[float, typer.Option(help="Seconds to wait for another run of the same date.")] = 0,
     env: EnvOpt = None,
     as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Ingest → bronze→silver → dbt build with tests → publish gold, for one date."""
+    from core.jsondoc import document
+    from core.logsetup import command_console
     from flows.calendar import parse_date
 
     day = parse_date(date).isoformat()
     settings = _settings(env)
-    from flows.master_flow import PipelineFailed, daily_pipeline
+    from flows.master_flow import STEPS, PipelineFailed, daily_pipeline
 
-    try:
-        result = daily_pipeline(date=day, force=force, runner=runner, lock_wait_s=wait, settings=settings)
-    except PipelineFailed as exc:
+    failed: PipelineFailed | None = None
+    with command_console(settings.home, "pipeline-run", verbose=verbose, prefect=True) as display, \
+            _watch_steps(display, STEPS):
+        display.start(f"pipeline {day}", total=len(STEPS), unit="steps")
+        display.info(STEPS[0])
+        try:
+            result = daily_pipeline(date=day, force=force, runner=runner, lock_wait_s=wait, settings=settings)
+        except PipelineFailed as exc:
+            failed = exc
+    if failed is not None:
         if as_json:
-            typer.echo(json.dumps({"date": day, "status": "failed", "error": exc.message, "steps": exc.steps}))
+            typer.echo(document("pipeline-run", {"date": day, "status": "failed", "error": failed.message,
+                                                 "steps": failed.steps}))
         else:
-            _print_steps(f"pipeline {day}: FAILED", exc.steps)
-        raise
+            _print_steps(f"pipeline {day}: FAILED", failed.steps)
+        raise failed
     if as_json:
-        typer.echo(json.dumps({k: v for k, v in result.items() if k != "results"}, default=str))
+        typer.echo(document("pipeline-run", {k: v for k, v in result.items() if k != "results"}))
     else:
         _print_steps(f"pipeline {day}: ok in {result['seconds']:.1f}s (run {result['run_id']})", result["steps"])
+
+
+class _StepWatcher(logging.Handler):
+    """Advances the display as the pipeline's sub-flows end.
+
+    The master flow reports its steps only in its result; Prefect logs the end
+    of every flow run ("Finished in state Completed()") with the flow's name,
+    and each step is a sub-flow of the step's name.
+    """
+
+    def __init__(self, display: Any, steps: tuple[str, ...]) -> None:
+        super().__init__(logging.INFO)
+        self.display, self.steps = display, steps
+
+    def emit(self, record: logging.LogRecord) -> None:
+        name = getattr(record, "flow_name", None)
+        message = record.getMessage()
+        if name not in self.steps or not message.startswith("Finished in state "):
+            return
+        state = message.removeprefix("Finished in state ").split("(", 1)[0]
+        self.display.advance(name, state.lower())
+        later = self.steps[self.steps.index(name) + 1:]
+        self.display.info(later[0] if later and state == "Completed" else "")
+
+
+@contextlib.contextmanager
+def _watch_steps(display: Any, steps: tuple[str, ...]) -> Iterator[None]:
+    flow_runs, handler = logging.getLogger("prefect.flow_runs"), _StepWatcher(display, steps)
+    flow_runs.addHandler(handler)
+    try:
+        yield
+    finally:
+        flow_runs.removeHandler(handler)
 
 
 def backfill(
@@ -92,26 +142,33 @@ def backfill(
     bulk: Annotated[bool | None, typer.Option("--bulk/--no-bulk", help="Bulk EOD endpoint (default: for ranges > 5 days).")] = None,
     env: EnvOpt = None,
     as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Backfill a date range in parallel; completed dates are skipped, so a rerun resumes."""
+    from core.logsetup import command_console
     from flows.calendar import parse_date
 
     first, last = parse_date(start, what="--start"), parse_date(end, what="--end")
     settings = _settings(env)
     from flows.backfill import BackfillIncomplete, backfill_flow
 
-    try:
-        report = backfill_flow(start=first.isoformat(), end=last.isoformat(), concurrency=concurrency,
-                               force=force, bulk=bulk, settings=settings)
-    except BackfillIncomplete as exc:
-        _print_backfill(exc.report, as_json)
-        raise
+    incomplete: BackfillIncomplete | None = None
+    with command_console(settings.home, "backfill", verbose=verbose, prefect=True):
+        try:
+            report = backfill_flow(start=first.isoformat(), end=last.isoformat(), concurrency=concurrency,
+                                   force=force, bulk=bulk, settings=settings)
+        except BackfillIncomplete as exc:
+            incomplete, report = exc, exc.report
     _print_backfill(report, as_json)
+    if incomplete is not None:
+        raise incomplete
 
 
 def _print_backfill(report: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(report, default=str))
+        from core.jsondoc import document
+
+        typer.echo(document("backfill", report))
         return
     typer.echo(f"backfill {report['start']}..{report['end']}: {report['dates']} trading days, {report['ran']} ran, "
                f"{report['skipped']} skipped, {len(report['failed'])} failed, gold {report['gold']} "
@@ -131,7 +188,9 @@ def deploy(
 
     report = apply_deployments(settings, name)
     if as_json:
-        typer.echo(json.dumps(report))
+        from core.jsondoc import document
+
+        typer.echo(document("deploy", {"deployments": report}))
         return
     for key, info in report.items():
         extra = f"  schedule {info['schedule']}" if info.get("schedule") else ""
@@ -146,7 +205,9 @@ def blocks_apply(env: EnvOpt = None, as_json: JsonOpt = False) -> None:
 
     outcome = apply_blocks(settings)
     if as_json:
-        typer.echo(json.dumps(outcome))
+        from core.jsondoc import document
+
+        typer.echo(document("blocks", {"blocks": outcome}))
         return
     for name, status in outcome.items():
         typer.echo(f"  {name:<28} {status}")

@@ -6,12 +6,13 @@ Mount in finks/cli.py:
     app.command("testdata")(jobs.cli.testdata)
 
 Only typer and the light core package are imported at module level; DuckDB,
-Spark and dbt load inside the commands.
+Spark and dbt load inside the commands. Data goes to stdout (one JSON document
+with --json); dbt's own log is relayed to stderr, uncoloured (to the run's log
+file only with --json): see core.logsetup.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -38,9 +39,11 @@ def _settings(ctx: typer.Context | None, env: str | None = None) -> Settings:
     return load_settings(env=env or os.environ.get("FINKS_ENV"))
 
 
-def _emit(data: dict[str, Any], as_json: bool, lines: list[str]) -> None:
+def _emit(kind: str, data: dict[str, Any], as_json: bool, lines: list[str]) -> None:
     if as_json:
-        typer.echo(json.dumps(data, indent=2, default=str))
+        from core.jsondoc import document
+
+        typer.echo(document(kind, data))
     else:
         for line in lines:
             typer.echo(line)
@@ -72,16 +75,19 @@ def transform(
         reasons = ", ".join(f"{k}={v}" for k, v in sorted(d.reasons.items())) or "none"
         lines.append(f"  {d.dataset:<11} read {d.rows_read}, wrote {d.rows_written}, "
                      f"deduplicated {d.deduplicated}, quarantined {d.quarantined} ({reasons})")
-    _emit(result.to_dict(), as_json, lines)
+    _emit("transform", result.to_dict(), as_json, lines)
     if not result.ok:
         raise typer.Exit(1)
 
 
 def _dbt(ctx: typer.Context, command: str, target: str | None, select: list[str] | None,
          as_json: bool, env: str | None) -> None:
+    from core.logsetup import command_console
     from jobs.dbt import run_dbt
 
-    result = run_dbt(_settings(ctx, env), command, select=select or None, target=target, quiet=as_json)
+    settings = _settings(ctx, env)
+    with command_console(settings.home, f"dbt-{command}", verbose=not as_json):
+        result = run_dbt(settings, command, select=select or None, target=target, quiet=as_json)
     lines = []
     for node in result.nodes:
         lines.append(f"  {node.status:<8} {node.resource_type:<9} {node.name} ({node.seconds}s)")
@@ -99,10 +105,7 @@ def _dbt(ctx: typer.Context, command: str, target: str | None, select: list[str]
         lines.append(f"error: {result.error}")
     lines.append(f"dbt {command}: {'ok' if result.ok else 'FAILED'} (run {result.run_id}, "
                  f"logs in {result.run_dir}/logs)")
-    if not as_json:
-        typer.echo("\n".join(lines))
-    else:
-        _emit(result.to_dict(), True, [])
+    _emit("dbt", result.to_dict(), as_json, lines)
     if not result.ok:
         raise typer.Exit(1)
 
@@ -150,4 +153,4 @@ def testdata(
 
     gen = generate_bronze(_settings(ctx, env), synthetic_symbols(symbols), trading_days(check_date(end), days),
                           "none" if clean else "all", seed=seed)
-    typer.echo(json.dumps(gen.summary(), indent=2))
+    _emit("testdata", gen.summary(), True, [])

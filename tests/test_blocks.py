@@ -78,6 +78,6 @@ def test_blocks_apply_command_reports_each_block(local_stack: Any) -> None:
     assert result.exit_code == 0, result.output
     import json
 
-    outcome = json.loads(result.stdout)
+    outcome = json.loads(result.stdout)["blocks"]
     assert outcome["finks-local-bronze"] in {"created", "updated", "unchanged"}
     assert len(outcome) == 6

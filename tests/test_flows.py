@@ -414,7 +414,7 @@ def test_pipeline_command_reports_each_step(after_day1: Settings, monkeypatch: p
     result = CliRunner().invoke(app, ["pipeline", "run", "--date", DAY1, "--json"])
 
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = json.loads(result.stdout)  # one JSON document, nothing else on stdout
     assert report["status"] == "ok" and report["date"] == DAY1
     assert [s["step"] for s in report["steps"]] == ["ingestion", "transformation", "dbt"]
     assert report["steps"][0]["detail"].startswith("quotes: skipped")

@@ -1,13 +1,14 @@
 """``finks ingest`` and ``finks fmp-sim`` (also ``python -m connectors.fmp``).
 
 Light at import time: typer and the standard library only; the connector,
-httpx and boto3 load when a command runs. Data (the summary) goes to stdout,
-progress to stderr.
+httpx and boto3 load when a command runs. Data (the summary, or one JSON
+document with --json) goes to stdout; progress goes to stderr, as a bar on a
+terminal (symbols done of total, calls/min against the plan's limit) and not at
+all otherwise: the summary is the dataset's one line.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Annotated, Any
 
@@ -26,28 +27,33 @@ def ingest(
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="quotes only: symbols per batch-quote call.")] = None,
     env: Annotated[str | None, typer.Option("--env", help="local | dev | staging | prod (default FINKS_ENV).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the libraries' log records on stderr.")] = False,
 ) -> None:
     """Fetch one dataset for one date from FMP (or the simulator) into the bronze zone."""
     from connectors.fmp.errors import FmpError
     from connectors.fmp.ingest import run_ingest
     from connectors.fmp.universe import parse_symbols
     from core.errors import UsageError
+    from core.jsondoc import document
+    from core.logsetup import command_console
     from core.settings import load_settings
 
     if symbols and universe:
         raise UsageError("give --symbols or --universe, not both")
     settings = load_settings(env=env)
-    reporter = _Reporter(enabled=sys.stderr.isatty() and not as_json)
-    try:
-        result = run_ingest(settings, date, dataset, parse_symbols(symbols) if symbols else None, universe,
-                            force, bulk=bulk, batch_size=batch_size, on_event=reporter)
-    except FmpError as exc:
-        reporter.close()
-        if exc.result is not None and as_json:
-            typer.echo(json.dumps({**exc.result.to_dict(), "error": str(exc)}, indent=2, default=str))
-        raise
-    reporter.close()
-    typer.echo(json.dumps(result.to_dict(), indent=2, default=str) if as_json else _summary(result))
+    stopped: FmpError | None = None
+    with command_console(settings.home, "ingest", verbose=verbose) as display:
+        on_event = _Progress(display, f"ingest {dataset} {date}") if display.tty else None
+        try:
+            result = run_ingest(settings, date, dataset, parse_symbols(symbols) if symbols else None, universe,
+                                force, bulk=bulk, batch_size=batch_size, on_event=on_event)
+        except FmpError as exc:
+            stopped = exc
+    if stopped is not None:
+        if stopped.result is not None and as_json:
+            typer.echo(document("ingest", {**stopped.result.to_dict(), "error": str(stopped)}))
+        raise stopped
+    typer.echo(document("ingest", result.to_dict()) if as_json else _summary(result))
     if not result.ok:
         raise typer.Exit(1)
 
@@ -114,38 +120,29 @@ app.command("ingest")(ingest)
 app.command("fmp-sim")(fmp_sim)
 
 
-class _Reporter:
-    """Renders ingest events: a rich progress bar on a TTY, nothing otherwise."""
+class _Progress:
+    """Ingest events on the display: symbols done of total, calls/min against the plan's limit."""
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.progress: Any = None
-        self.task: Any = None
+    def __init__(self, display: Any, title: str) -> None:
+        self.display, self.title = display, title
+        self.limit: int | None = None
+        self.per_symbol = True
 
     def __call__(self, event: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        if event["kind"] == "start":
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self.progress = Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
-                                     TimeRemainingColumn(), transient=True, console=Console(stderr=True))
-            self.progress.start()
-            self.task = self.progress.add_task("symbols", total=event["symbols"] or event["units"])
-        elif event["kind"] == "symbol" and self.progress is not None:
-            self.progress.advance(self.task)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
+        kind = event["kind"]
+        if kind == "start":
+            self.limit, self.per_symbol = event.get("limit"), bool(event["symbols"])
+            self.display.start(self.title, total=event["symbols"] or event["units"],
+                               unit="symbols" if self.per_symbol else "calls")
+        elif kind == "symbol" and self.per_symbol:
+            self.display.advance(event["symbol"], event["status"], quiet=True)
+        elif kind == "unit":
+            if not self.per_symbol:
+                self.display.advance(quiet=True)
+            rate = event.get("per_minute")
+            self.display.info(f"{rate:.0f} of {self.limit or '-'} calls/min" if rate else f"{event['calls']} calls")
+        elif kind == "done":
+            self.display.close()
 
 
 def _summary(result: Any) -> str:

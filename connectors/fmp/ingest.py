@@ -205,7 +205,7 @@ async def _fetch_all(opts: FmpOptions, ingestion: Ingestion, units: UnitPlan, re
     pending = iter(units)  # shared by the workers; next() never interleaves on one loop
     state: dict[str, Any] = {"files": [], "quarantine": [], "stop": None, "lock": threading.Lock()}
     result._files = state["files"]  # type: ignore[attr-defined]
-    emit({"kind": "start", "units": len(units), "symbols": units.symbol_count})
+    emit({"kind": "start", "units": len(units), "symbols": units.symbol_count, "limit": opts.calls_per_minute})
     started = time.monotonic()
 
     async with FmpClient(opts.base_url, opts.api_key, limiter, timeout_s=opts.timeout_s,
@@ -238,6 +238,7 @@ async def _fetch_all(opts: FmpOptions, ingestion: Ingestion, units: UnitPlan, re
                     with state["lock"]:
                         _record_failure(result, unit, redact(f"internal error: {type(exc).__name__}: {exc}",
                                                              opts.api_key), emit)
+                emit({"kind": "unit", "calls": client.stats.calls, "per_minute": limiter.achieved_per_minute()})
 
         await asyncio.gather(*(worker() for _ in range(min(opts.max_concurrency, max(len(units), 1)))))
 
