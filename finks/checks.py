@@ -3,7 +3,15 @@
 A check is one of
   * a Python callable ``module:function`` taking a :class:`CheckContext`;
   * a pytest selection (``tests/test_x.py::test_y`` or ``-m marker``);
-  * a shell command.
+  * a shell command;
+  * a criterion over the dry plan (``plan: infra.criteria:function``): the
+    worker builds the Pulumi program's plan under mocks and calls the
+    function with it (and the check's ``args``).
+
+Every check says what kind of evidence a pass gives (its grade): *verified*
+(it exercised the real thing) or *planned* (it asserted on the Pulumi program
+under mocks). A plan check is always planned; any other check is verified
+unless its YAML says ``grade: planned``.
 
 Every check runs in a child process with a timeout, so that a hung or
 crashing check cannot take the orchestrator (or its state lock) down with it.
@@ -39,7 +47,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finks.outcomes import FAILING, Outcome  # re-exported: check authors import it from here
+# Re-exported: check authors import them from here.
+from finks.outcomes import FAILING, Grade, Outcome
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -108,11 +117,13 @@ class CheckResult:
     outcome: Outcome
     evidence: Evidence
     duration_s: float
+    grade: Grade = Grade.verified  # what a pass of this check proves
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "check": self.check_id,
             "outcome": self.outcome.value,
+            "grade": self.grade.value,
             "message": self.evidence.message,
             "figures": self.evidence.figures,
             "excerpt": self.evidence.excerpt,
@@ -172,6 +183,12 @@ def _run_process(argv: list[str], ctx: CheckContext, timeout: float) -> tuple[in
 
 def run_check(spec: CheckSpec, ctx: CheckContext) -> CheckResult:
     """Run one check and classify its outcome. Never raises for check problems."""
+    result = _run_check(spec, ctx)
+    result.grade = spec.evidence_grade
+    return result
+
+
+def _run_check(spec: CheckSpec, ctx: CheckContext) -> CheckResult:
     if ctx.env not in spec.envs:
         return CheckResult(
             spec.id,
@@ -183,6 +200,9 @@ def run_check(spec: CheckSpec, ctx: CheckContext) -> CheckResult:
     started = time.monotonic()
     if spec.python:
         argv = [sys.executable, "-m", "finks._checkworker", spec.python]
+    elif spec.plan:
+        argv = [sys.executable, "-m", "finks._checkworker", "--plan", spec.plan,
+                json.dumps(list(spec.args)), spec.stack or ""]
     elif spec.pytest:
         argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *spec.pytest.split()]
     else:
@@ -196,7 +216,7 @@ def run_check(spec: CheckSpec, ctx: CheckContext) -> CheckResult:
             Evidence(f"timed out after {spec.timeout:g}s", excerpt=_tail(err or out)),
             duration,
         )
-    if spec.python:
+    if spec.python or spec.plan:
         outcome, evidence = _parse_worker_output(code, out, err)
     elif spec.pytest:
         outcome, evidence = _classify_pytest(code, out, err)

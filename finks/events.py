@@ -86,9 +86,10 @@ class CheckFinished(Event):
 class SessionFinished(Event):
     kind: ClassVar[str] = "session_finished"
     session: str
-    outcome: SessionOutcome  # passed | failed | not_applicable
+    outcome: SessionOutcome  # passed | failed | unverified | not_applicable
     duration_s: float
     handoff: Path  # the handoff note just written
+    verdicts: str = ""  # its criteria by verdict: "5 verified, 3 planned"
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class GateEvaluated(Event):
     gate: str
     passed: bool
     reason: str
+    status: str = ""  # passed | failed | unverified | pending (its sessions are not complete)
 
 
 class Reporter(Protocol):

@@ -5,6 +5,7 @@ Pure functions over a :class:`~finks.loader.Plan`; no I/O.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -13,85 +14,120 @@ from core.errors import UsageError
 from finks.loader import Plan, _suggest
 
 
-def upstream(plan: Plan, sid: str) -> set[str]:
-    """Every session sid depends on, transitively."""
-    seen: set[str] = set()
-    todo = list(plan.sessions[sid].depends_on)
-    while todo:
-        dep = todo.pop()
-        if dep not in seen:
-            seen.add(dep)
-            todo.extend(plan.sessions[dep].depends_on)
-    return seen
+def edges(plan: Plan, gates: bool = False) -> dict[str, list[str]]:
+    """Each node and what it needs first.
 
-
-def dependents(plan: Plan) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {sid: [] for sid in plan.sessions}
-    for sid, session in plan.sessions.items():
-        for dep in session.depends_on:
-            out[dep].append(sid)
+    Without ``gates``: sessions and their dependencies, as the diagram draws
+    them. With ``gates`` and a strict plan: what finks enforces, where a
+    session of week N+1 also needs gate week N (a node of its own), and a
+    gate needs its sessions.
+    """
+    if not (gates and plan.strict_gates):
+        return {sid: list(s.depends_on) for sid, s in plan.sessions.items()}
+    out = {sid: plan.needs(sid) for sid in plan.sessions}
+    out.update({gid: plan.gate_members(g) for gid, g in plan.gates.items()})
     return out
 
 
-def downstream(plan: Plan, sid: str) -> set[str]:
-    children = dependents(plan)
+def _key(plan: Plan, node: str) -> tuple[int, int]:
+    """Among nodes ready at once: sessions by number, then gates by week."""
+    session = plan.sessions.get(node)
+    return (0, session.number) if session is not None else (1, plan.gates[node].week)
+
+
+def _children(graph: dict[str, list[str]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {node: [] for node in graph}
+    for node, needs in graph.items():
+        for dep in needs:
+            out[dep].append(node)
+    return out
+
+
+def _closure(graph: dict[str, list[str]], start: list[str]) -> set[str]:
     seen: set[str] = set()
-    todo = list(children[sid])
+    todo = list(start)
     while todo:
-        child = todo.pop()
-        if child not in seen:
-            seen.add(child)
-            todo.extend(children[child])
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo.extend(graph[node])
     return seen
 
 
-def topo_order(plan: Plan, subset: set[str] | None = None) -> list[str]:
-    """Sessions in dependency order; among those ready, the lowest number first."""
+def upstream(plan: Plan, sid: str, gates: bool = False) -> set[str]:
+    """Every session sid needs, transitively (with ``gates``: through the gates before it too)."""
+    graph = edges(plan, gates)
+    return {node for node in _closure(graph, graph[sid]) if node in plan.sessions}
+
+
+def dependents(plan: Plan) -> dict[str, list[str]]:
+    return _children(edges(plan))
+
+
+def downstream(plan: Plan, sid: str) -> set[str]:
+    return _closure(dependents(plan), dependents(plan)[sid])
+
+
+def _order(plan: Plan, graph: dict[str, list[str]], nodes: set[str]) -> list[str]:
     import heapq
 
-    nodes = set(plan.sessions) if subset is None else set(subset)
-    waiting = {s: {d for d in plan.sessions[s].depends_on if d in nodes} for s in nodes}
-    children = dependents(plan)
-    heap = [(plan.sessions[s].number, s) for s, deps in waiting.items() if not deps]
+    waiting = {n: {d for d in graph[n] if d in nodes} for n in nodes}
+    children = _children(graph)
+    heap = [(_key(plan, n), n) for n, deps in waiting.items() if not deps]
     heapq.heapify(heap)
     order: list[str] = []
     while heap:
-        _, sid = heapq.heappop(heap)
-        order.append(sid)
-        for child in children[sid]:
-            if child in waiting and sid in waiting[child]:
-                waiting[child].discard(sid)
+        _, node = heapq.heappop(heap)
+        order.append(node)
+        for child in children[node]:
+            if child in waiting and node in waiting[child]:
+                waiting[child].discard(node)
                 if not waiting[child]:
-                    heapq.heappush(heap, (plan.sessions[child].number, child))
+                    heapq.heappush(heap, (_key(plan, child), child))
     if len(order) != len(nodes):  # pragma: no cover - the loader rejects cycles
         raise UsageError("dependency cycle in selection")
     return order
 
 
-def waves(plan: Plan) -> list[list[str]]:
-    """Groups of sessions that can run in parallel (by dependencies alone)."""
+def topo_order(plan: Plan, subset: set[str] | None = None, gates: bool = False) -> list[str]:
+    """Sessions in dependency order (with ``gates``: in the order finks enforces); lowest number first."""
+    graph = edges(plan, gates)
+    nodes = set(plan.sessions) if subset is None else set(subset)
+    nodes |= set(graph) - set(plan.sessions)  # the gates, when they count
+    return [n for n in _order(plan, graph, nodes) if n in plan.sessions]
+
+
+def waves(plan: Plan, gates: bool = False) -> list[list[str]]:
+    """Groups of sessions that can run in parallel: by dependencies alone, or (``gates``)
+    as finks enforces them, where a gate is a step of its own between the weeks."""
+    graph = edges(plan, gates)
     level: dict[str, int] = {}
-    for sid in topo_order(plan):
-        deps = plan.sessions[sid].depends_on
-        level[sid] = 1 + max((level[d] for d in deps), default=-1)
+    for node in _order(plan, graph, set(graph)):
+        level[node] = 1 + max((level[d] for d in graph[node]), default=-1)
     out: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
-    for sid, lvl in level.items():
-        out[lvl].append(sid)
-    return [sorted(w, key=lambda s: plan.sessions[s].number) for w in out]
+    for node, lvl in level.items():
+        out[lvl].append(node)
+    return [sorted(w, key=lambda n: _key(plan, n)) for w in out]
 
 
 @dataclass(frozen=True)
 class Schedule:
-    """Critical-path analysis for one choice of estimates (low or high)."""
+    """Critical-path analysis for one choice of estimates (low or high).
+
+    With ``gates`` the gates are steps of the path (zero hours each).
+    """
 
     basis: str
     total_hours: float
     critical_path: list[str]
     earliest_start: dict[str, float]
     slack: dict[str, float]
+    gates: bool = False
 
 
 def _hours(plan: Plan, sid: str, basis: str) -> float:
+    if sid not in plan.sessions:
+        return 0.0  # a gate's checks take minutes: no estimate
     estimate = plan.sessions[sid].estimate_hours
     return estimate.high if basis == "high" else estimate.low
 
@@ -101,26 +137,50 @@ def sum_of_estimates(plan: Plan, basis: str = "high") -> float:
     return sum(_hours(plan, sid, basis) for sid in plan.sessions)
 
 
-def schedule(plan: Plan, basis: str = "high") -> Schedule:
-    dur = {sid: _hours(plan, sid, basis) for sid in plan.sessions}
-    order = topo_order(plan)
+def schedule(plan: Plan, basis: str = "high", gates: bool = False) -> Schedule:
+    """Earliest starts, slack and the critical path: as the diagram draws it, or
+    (``gates``) as finks enforces it with strict gates."""
+    graph = edges(plan, gates)
+    dur = {node: _hours(plan, node, basis) for node in graph}
+    order = _order(plan, graph, set(graph))
     es: dict[str, float] = {}
-    for sid in order:
-        es[sid] = max((es[d] + dur[d] for d in plan.sessions[sid].depends_on), default=0.0)
-    total = max((es[s] + dur[s] for s in order), default=0.0)
-    children = dependents(plan)
+    for node in order:
+        es[node] = max((es[d] + dur[d] for d in graph[node]), default=0.0)
+    total = max((es[n] + dur[n] for n in order), default=0.0)
+    children = _children(graph)
     lf: dict[str, float] = {}
-    for sid in reversed(order):
-        lf[sid] = min((lf[c] - dur[c] for c in children[sid]), default=total)
-    slack = {sid: round(lf[sid] - dur[sid] - es[sid], 6) for sid in order}
-    # Walk the zero-slack chain from a start to the end, following the longest edge.
+    for node in reversed(order):
+        lf[node] = min((lf[c] - dur[c] for c in children[node]), default=total)
+    slack = {node: round(lf[node] - dur[node] - es[node], 6) for node in order}
+    # Walk the zero-slack chain from a start to the end, following the longest edge;
+    # through a gate when one is on it (a gate takes no time: it and its successor tie).
     path: list[str] = []
-    current = min((s for s in order if slack[s] == 0 and es[s] == 0), key=lambda s: plan.sessions[s].number, default=None)
+    current = min((n for n in order if slack[n] == 0 and es[n] == 0), key=functools.partial(_key, plan), default=None)
     while current is not None:
         path.append(current)
         nxt = [c for c in children[current] if slack[c] == 0 and abs(es[c] - (es[current] + dur[current])) < 1e-9]
-        current = min(nxt, key=lambda s: plan.sessions[s].number) if nxt else None
-    return Schedule(basis, total, path, es, slack)
+        current = min(nxt, key=lambda n: (-_key(plan, n)[0], _key(plan, n)[1])) if nxt else None
+    return Schedule(basis, total, path, es, slack, gates and plan.strict_gates)
+
+
+def plan_data(plan: Plan) -> dict[str, Any]:
+    """`finks plan --json`: waves, critical path and totals as finks enforces them
+    (gates included when strict), and as the diagram draws them (dependencies only)."""
+    enforced = {b: schedule(plan, b, gates=True) for b in ("low", "high")}
+    drawn = {b: schedule(plan, b) for b in ("low", "high")}
+    return {
+        "gates": "strict" if plan.strict_gates else "advisory",
+        "waves": waves(plan, gates=True),
+        "critical_path": {b: enforced[b].critical_path for b in enforced},
+        "total_hours": {b: enforced[b].total_hours for b in enforced},
+        "slack_hours": {s: {b: enforced[b].slack[s] for b in enforced} for s in plan.sessions},
+        "diagram": {
+            "waves": waves(plan),
+            "critical_path": {b: drawn[b].critical_path for b in drawn},
+            "total_hours": {b: drawn[b].total_hours for b in drawn},
+        },
+        "sum_of_estimates": {b: sum_of_estimates(plan, b) for b in ("low", "high")},
+    }
 
 
 @dataclass(frozen=True)
@@ -153,28 +213,30 @@ def resolve(plan: Plan, selector: str) -> Selection:
 
 def whole_plan(plan: Plan) -> Selection:
     """Every session, none named: what is complete stays as it is (``--all``)."""
-    return Selection(tuple(topo_order(plan)), frozenset())
+    return Selection(tuple(topo_order(plan, gates=True)), frozenset())
 
 
 def named(plan: Plan, sids: Iterable[str]) -> Selection:
     """These sessions (those still in the plan), in dependency order, each named."""
     chosen = set(sids) & set(plan.sessions)
-    return Selection(tuple(topo_order(plan, chosen)), frozenset(chosen))
+    return Selection(tuple(topo_order(plan, chosen, gates=True)), frozenset(chosen))
 
 
 def select(plan: Plan, selector: str) -> list[str]:
     """Resolve a selector to sessions in dependency order.
 
-    ``s8``; ``+s8`` (with its upstream); ``s8+`` (with its downstream);
-    ``week3``; ``area:dbt`` (substring of the area); ``all``; comma- or
-    space-separated lists of these. A selector that matches nothing is an error.
+    ``s8``; ``+s8`` (with its upstream: with strict gates, also every session
+    the gates before it wait for); ``s8+`` (with its downstream, by
+    dependencies); ``week3``; ``area:dbt`` (substring of the area); ``all``;
+    comma- or space-separated lists of these. A selector that matches nothing
+    is an error. The order is the one finks enforces.
     """
     chosen: set[str] = set()
     for part in selector.replace(",", " ").split():
         chosen |= _select_one(plan, part)
     if not chosen:
         raise UsageError(f"selector {selector!r} matches no session", hint="try 'finks status' for the ids")
-    return topo_order(plan, chosen)
+    return topo_order(plan, chosen, gates=True)
 
 
 def _select_one(plan: Plan, part: str) -> set[str]:
@@ -205,7 +267,7 @@ def _select_one(plan: Plan, part: str) -> set[str]:
         ) from None
     found = {sid}
     if with_up:
-        found |= upstream(plan, sid)
+        found |= upstream(plan, sid, gates=True)
     if with_down:
         found |= downstream(plan, sid)
     return found

@@ -7,12 +7,17 @@ import subprocess
 from pathlib import Path
 
 from finks.loader import Plan
-from finks.outcomes import FAILING, Outcome, SessionOutcome, SessionState
+from finks.outcomes import FAILING, Outcome, SessionOutcome, SessionState, Verdict
 from finks.state import SessionRun, StateStore
 from finks.status import StatusBoard
+from finks.verdicts import LEGEND
+from finks.verdicts import MARK as VERDICT_MARK
 
 MARK = {Outcome.passed: "✅", Outcome.failed: "❌", Outcome.error: "❌", Outcome.skipped: "⏭️"}
-VERDICT = {SessionOutcome.passed: "complete", SessionOutcome.not_applicable: "not applicable to this environment"}
+VERDICT = {SessionOutcome.passed: "complete", SessionOutcome.not_applicable: "not applicable to this environment",
+           SessionOutcome.unverified: "unverified"}
+VERDICT_WORDS = {Verdict.verified: "verified", Verdict.planned: "planned (Pulumi mocks)",
+                 Verdict.unverified: "unverified", Verdict.failed: "failed"}
 
 
 def handoffs_dir(root: Path) -> Path:
@@ -53,31 +58,38 @@ def render_handoff(plan: Plan, env: str, root: Path, store: StateStore, sid: str
     lines = [f"## Session {session.number} Handoff — {session.title}", ""]
     if run is None:
         return "\n".join(lines + ["No run recorded yet: run 'finks run " + sid + "'."]) + "\n"
-    verdict = VERDICT.get(run.outcome, run.outcome) if run.outcome else "interrupted"
+    outcome = VERDICT.get(run.outcome, run.outcome) if run.outcome else "interrupted"
+    judged = board.verdict(sid, run)
     lines += [
         f"- Environment: `{env}` · run `{run.run_id}` · started {run.started_at}"
         f" · git {run.git.get('commit') or 'unknown'}{' (dirty)' if run.git.get('dirty') else ''}",
-        f"- Outcome: **{verdict}**" + (f" in {run.duration_s:.0f}s" if run.duration_s else ""),
+        f"- Outcome: **{outcome}** · {judged.summary()}" + (f" in {run.duration_s:.0f}s" if run.duration_s else ""),
+        f"- Evidence policy: `{env}` {'accepts' if judged.accept_planned else 'does not accept'} planned evidence",
         "",
         "### Success criteria",
+        "",
+        f"_{LEGEND}_",
+        "",
     ]
     by_criterion: dict[str, list[dict]] = {}
     for check in run.checks:
         by_criterion.setdefault(check.get("criterion", ""), []).append(check)
+    verdicts = {c.text: c for c in judged.criteria}
     for criterion in session.criteria:
-        checks = by_criterion.get(criterion.text, [])
-        if not checks:
-            lines.append(f"- ⬜ {criterion.text} — not run")
+        cv = verdicts.get(criterion.text)
+        if cv is None:
+            lines.append(f"- ➖ {criterion.text} — not a criterion on `{env}` (only {', '.join(criterion.envs)})")
             continue
-        outcomes = {c["outcome"] for c in checks}
-        mark = "❌" if outcomes & FAILING else "✅" if Outcome.passed in outcomes else "⏭️"
-        lines.append(f"- {mark} {criterion.text}")
-        for c in checks:
+        label = "error" if cv.label == "error" else VERDICT_WORDS[cv.verdict]
+        note = "" if cv.accepted or cv.verdict == Verdict.failed else f": {cv.remedy}"
+        lines.append(f"- {VERDICT_MARK[cv.verdict]} {criterion.text} — {label}{note}")
+        for c in by_criterion.get(criterion.text, []):
             figures = ", ".join(f"{k}={v}" for k, v in list(c.get("figures", {}).items())[:6])
+            grade = f", {c.get('grade', 'verified')}" if c["outcome"] == Outcome.passed else ""
             lines.append(
                 f"  - {MARK.get(c['outcome'], '?')} `{c['check']}` {c['outcome']}: {c['message']}"
                 + (f" ({figures})" if figures else "")
-                + f" [{c.get('duration_s', 0):.1f}s]"
+                + f" [{c.get('duration_s', 0):.1f}s{grade}]"
             )
     if run.actions:
         lines += ["", "### Task actions"]
@@ -100,6 +112,7 @@ def render_handoff(plan: Plan, env: str, root: Path, store: StateStore, sid: str
         f"{sum(c['outcome'] in FAILING for c in run.checks)} failed, "
         f"{sum(c['outcome'] == Outcome.skipped for c in run.checks)} skipped"
     ]
+    lines.append("- criteria: " + ", ".join(f"{n} {v}" for v, n in judged.counts.items()))
     lines += ["", "### ⚠️ Known issues"]
     lines += [f"- {issue}" for issue in session.known_issues] or ["- none recorded"]
     from finks.graph import dependents
@@ -117,7 +130,9 @@ def render_handoff(plan: Plan, env: str, root: Path, store: StateStore, sid: str
         if c.get("excerpt"):
             excerpt = c["excerpt"].strip().splitlines()[-8:]
             lines += ["  ```", *("  " + ln for ln in excerpt), "  ```"]
-    if not blocking:
+    for cv in judged.pending:
+        lines.append(f"- {VERDICT_MARK[cv.verdict]} {cv.text}: {cv.remedy}")
+    if not blocking and not judged.pending:
         lines.append("- none")
     return "\n".join(lines) + "\n"
 
@@ -161,10 +176,19 @@ def render_prime(plan: Plan, env: str, root: Path, store: StateStore, sid: str) 
     for i, task in enumerate(session.tasks, 1):
         lines.append(f"{i}. {task.title}" + (f" ({task.minutes} min)" if task.minutes else ""))
         lines += [f"   - {d}" for d in task.details]
-    lines += ["", "## Success criteria (each is checked by `finks run`)"]
+    judged = StatusBoard(plan, store, root).verdict(sid)
+    verdicts = {c.text: c for c in judged.criteria}
+    lines += ["", "## Success criteria (each is checked by `finks run`)", "",
+              f"_Verdicts on `{env}` from its latest run; {LEGEND}. `{env}` "
+              f"{'accepts' if judged.accept_planned else 'needs verified evidence, not'} planned evidence._", ""]
     for criterion in session.criteria:
-        targets = ", ".join(f"`{c.target}`" for c in criterion.checks)
-        lines.append(f"- [ ] {criterion.text} — {targets}")
+        targets = ", ".join(f"`{c.target}` ({c.evidence_grade}, {','.join(c.envs)})" for c in criterion.checks)
+        cv = verdicts.get(criterion.text)
+        if cv is None:
+            lines.append(f"- ➖ {criterion.text} — not a criterion on `{env}` (only {', '.join(criterion.envs)})")
+            continue
+        box = "x" if cv.accepted else " "
+        lines.append(f"- [{box}] {VERDICT_MARK[cv.verdict]} {cv.label}: {criterion.text} — {targets}")
     if session.pitfalls:
         lines += ["", "## Common pitfalls"] + [f"- {p}" for p in session.pitfalls]
     if session.recovery:

@@ -2,7 +2,8 @@
 
 Every problem names the file, the line and what to do: a malformed YAML, a
 missing or invalid field, a duplicate id, an unknown dependency (with a
-"did you mean" suggestion) and a dependency cycle (shown as a path).
+"did you mean" suggestion), a dependency cycle (shown as a path, gates
+included when they are strict) and a deliverable that does not exist.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from core.errors import PlanError, UsageError
-from finks.models import Gate, GateFile, Session
+from finks.models import EnvPolicy, Gate, GateFile, Session, default_policies
 
 GATES_FILE = "gates.yaml"
 
@@ -28,6 +29,12 @@ class _LineMap(dict):  # type: ignore[type-arg]
 
     line: int = 0
     key_lines: dict[str, int]
+
+
+class _LineList(list):  # type: ignore[type-arg]
+    """A sequence that remembers the line of each item (1-based)."""
+
+    item_lines: list[int]
 
 
 # libyaml's parser when present: ~8x faster than pure Python on the real plan.
@@ -50,7 +57,14 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineMap:
     return mapping
 
 
+def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> _LineList:
+    items = _LineList(loader.construct_object(child, deep=True) for child in node.value)
+    items.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return items
+
+
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
 def _read_yaml(path: Path) -> Any:
@@ -117,6 +131,12 @@ class Plan:
     gates: dict[str, Gate] = field(default_factory=dict)
     strict_gates: bool = True
     files: dict[str, Path] = field(default_factory=dict)
+    policies: dict[str, EnvPolicy] = field(default_factory=default_policies)
+
+    def accepts_planned(self, env: str) -> bool:
+        """Whether planned evidence (Pulumi mocks) suffices on ``env`` (gates.yaml ``environments:``)."""
+        policy = self.policies.get(env)
+        return policy.accept_planned if policy is not None else env == "local"
 
     def session(self, sid: str) -> Session:
         key = sid.lower()
@@ -136,6 +156,23 @@ class Plan:
     def gate_for_week(self, week: int) -> Gate | None:
         return next((g for g in self.gates.values() if g.week == week), None)
 
+    def gate_before(self, session: Session) -> Gate | None:
+        """The gate of the previous week, which must pass before this session runs."""
+        return self.gate_for_week(session.week - 1) if session.week > 0 else None
+
+    def gate_members(self, gate: Gate) -> list[str]:
+        """The sessions a gate covers: those it names, else every session of its week."""
+        return list(gate.sessions) or [sid for sid, s in self.sessions.items() if s.week == gate.week]
+
+    def needs(self, sid: str) -> list[str]:
+        """What must be complete before ``sid`` runs: its dependencies and, with strict
+        gates, the gate before it (a gate id, which needs its members in turn)."""
+        out = list(self.sessions[sid].depends_on)
+        gate = self.gate_before(self.sessions[sid]) if self.strict_gates else None
+        if gate is not None:
+            out.append(gate.id)
+        return out
+
 
 def _suggest(word: str, choices: list[str]) -> str:
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
@@ -148,8 +185,11 @@ def default_sessions_dir() -> Path:
     return Path(os.environ.get("FINKS_SESSIONS") or repo_root() / "sessions")
 
 
-def load_plan(directory: Path | None = None) -> Plan:
-    """Load and validate every session file and the gates in ``directory``."""
+def load_plan(directory: Path | None = None, root: Path | None = None) -> Plan:
+    """Load and validate every session file and the gates in ``directory``.
+
+    Deliverables are paths under ``root`` (default: the repository root).
+    """
     directory = Path(directory or default_sessions_dir())
     if not directory.is_dir():
         raise PlanError([f"{directory}: no such sessions directory; pass --sessions DIR or set FINKS_SESSIONS"])
@@ -183,31 +223,69 @@ def load_plan(directory: Path | None = None) -> Plan:
         sessions[session.id] = session
         raw[session.id] = (path, data)
 
-    gates, strict = _load_gates(directory / GATES_FILE, problems)
+    gate_file = _load_gates(directory / GATES_FILE, problems)
+    gates = {g.id: g for g in gate_file.gates}
+    problems.extend(_deliverable_problems(sessions, raw, _root(root)))
     if not problems:
         problems.extend(_dependency_problems(sessions, raw))
     if not problems:
         problems.extend(_gate_problems(gates, sessions, directory / GATES_FILE))
+    ordered = dict(sorted(sessions.items(), key=lambda kv: kv[1].number))
+    plan = Plan(directory, ordered, gates, gate_file.strict, {sid: raw[sid][0] for sid in ordered},
+                gate_file.policies())
+    if not problems and plan.strict_gates:
+        problems.extend(_gated_cycle(plan, directory / GATES_FILE))
     if problems:
         raise PlanError(problems)
-    ordered = dict(sorted(sessions.items(), key=lambda kv: kv[1].number))
-    return Plan(directory, ordered, gates, strict, {sid: raw[sid][0] for sid in ordered})
+    return plan
 
 
-def _load_gates(path: Path, problems: list[str]) -> tuple[dict[str, Gate], bool]:
+def _root(root: Path | None) -> Path:
+    from core.paths import repo_root
+
+    return Path(root) if root is not None else repo_root()
+
+
+def _load_gates(path: Path, problems: list[str]) -> GateFile:
     if not path.exists():
-        return {}, True
+        return GateFile()
     try:
         data = _read_yaml(path)
     except PlanError as exc:
         problems.extend(exc.problems)
-        return {}, True
+        return GateFile()
     try:
-        gate_file = GateFile.model_validate(data or {})
+        return GateFile.model_validate(data or {})
     except ValidationError as exc:
         problems.extend(_validation_problems(path, data, exc))
-        return {}, True
-    return {g.id: g for g in gate_file.gates}, gate_file.strict
+        return GateFile()
+
+
+def _deliverable_problems(sessions: dict[str, Session], raw: dict[str, tuple[Path, _LineMap]],
+                          root: Path) -> list[str]:
+    """A deliverable the plan names but the repository lacks: a typo, or a file that moved."""
+    problems = []
+    for sid, session in sessions.items():
+        path, data = raw[sid]
+        items = data.get("deliverables")
+        lines = items.item_lines if isinstance(items, _LineList) else []
+        for index, rel in enumerate(session.deliverables):
+            if not (root / rel).exists():
+                line = lines[index] if index < len(lines) else data.key_lines.get("deliverables", data.line)
+                problems.append(f"{path}:{line}: {sid} delivers {rel!r}, which does not exist under {root}; "
+                                "fix the path or create the file")
+    return problems
+
+
+def _gated_cycle(plan: Plan, path: Path) -> list[str]:
+    """With strict gates a gate waits for its members: a member of a later week waits for that gate."""
+    edges = {sid: plan.needs(sid) for sid in plan.sessions}
+    edges.update({gid: plan.gate_members(g) for gid, g in plan.gates.items()})
+    cycle = find_cycle(edges)
+    if not cycle:
+        return []
+    return [f"{path}: with strict gates, a cycle through a gate: {' -> '.join(cycle)}; "
+            "list only sessions of the gate's own week (or earlier) in its sessions"]
 
 
 def _dependency_problems(sessions: dict[str, Session], raw: dict[str, tuple[Path, _LineMap]]) -> list[str]:

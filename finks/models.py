@@ -8,15 +8,18 @@ errors into messages that name the file and line.
 from __future__ import annotations
 
 import re
-from typing import cast
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from core.environments import ENVIRONMENTS, Env
+from core.environments import AWS_ENVIRONMENTS, ENVIRONMENTS, AwsEnv, Env
+from finks.outcomes import Grade
 
 # core.environments types its tuple as plain strings; each of them is an Env.
 EVERY_ENV = cast("tuple[Env, ...]", ENVIRONMENTS)
 SESSION_ID = re.compile(r"^s\d{1,2}$")
+TARGET = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
+KINDS = ("python", "pytest", "shell", "plan")
 
 
 class _Strict(BaseModel):
@@ -24,31 +27,52 @@ class _Strict(BaseModel):
 
 
 class CheckSpec(_Strict):
-    """One executable check: exactly one of python / pytest / shell."""
+    """One executable check: exactly one of python / pytest / shell / plan.
+
+    ``plan: module:function`` asserts on the dry plan of the Pulumi program
+    (Pulumi's mocks): the function gets the plan, then ``args``, and returns
+    ``(message, figures)``; ``stack`` plans that stack instead of the one the
+    environment plans. Its evidence is always *planned*. Any other check gives
+    *verified* evidence unless it says ``grade: planned`` (it asserts on mocks
+    itself).
+    """
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
-    python: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    python: str | None = Field(None, pattern=TARGET)
     pytest: str | None = None
     shell: str | None = None
+    plan: str | None = Field(default=None, pattern=TARGET)
+    args: tuple[Any, ...] = ()
+    stack: AwsEnv | None = None
+    grade: Grade | None = None
     timeout: float = Field(120.0, gt=0, le=3600)
     envs: tuple[Env, ...] = EVERY_ENV
 
     @model_validator(mode="after")
     def _one_kind(self) -> CheckSpec:
-        kinds = [k for k in ("python", "pytest", "shell") if getattr(self, k)]
+        kinds = [k for k in KINDS if getattr(self, k)]
         if len(kinds) != 1:
             raise ValueError(
-                f"check {self.id!r} needs exactly one of python, pytest, shell (has {kinds or 'none'})"
+                f"check {self.id!r} needs exactly one of python, pytest, shell, plan (has {kinds or 'none'})"
             )
+        if not self.plan and (self.args or self.stack):
+            raise ValueError(f"check {self.id!r}: args and stack belong to a plan check")
+        if self.plan and self.grade == Grade.verified:
+            raise ValueError(f"check {self.id!r}: a plan check asserts on Pulumi mocks; its grade is planned")
         return self
 
     @property
     def kind(self) -> str:
-        return "python" if self.python else "pytest" if self.pytest else "shell"
+        return next(k for k in KINDS if getattr(self, k))
 
     @property
     def target(self) -> str:
-        return self.python or self.pytest or self.shell or ""
+        return self.python or self.pytest or self.shell or self.plan or ""
+
+    @property
+    def evidence_grade(self) -> Grade:
+        """What a pass of this check proves: planned for plan checks, else what it declares."""
+        return Grade.planned if self.plan else (self.grade or Grade.verified)
 
 
 class Criterion(_Strict):
@@ -56,12 +80,17 @@ class Criterion(_Strict):
 
     text: str = Field(min_length=3)
     checks: tuple[CheckSpec, ...] = Field(min_length=1)
+    # A criterion that belongs to some environments by nature; elsewhere it is no criterion at all.
+    envs: tuple[Env, ...] = EVERY_ENV
+
+    def applies(self, env: str) -> bool:
+        return env in self.envs
 
 
 class Action(_Strict):
     """What a task does when the session runs: a callable or a shell command."""
 
-    python: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    python: str | None = Field(None, pattern=TARGET)
     shell: str | None = None
     timeout: float = Field(600.0, gt=0, le=7200)
     envs: tuple[Env, ...] = EVERY_ENV
@@ -163,6 +192,21 @@ class Gate(_Strict):
     checks: tuple[CheckSpec, ...] = ()
 
 
+class EnvPolicy(_Strict):
+    """What an environment accepts as proof of a criterion."""
+
+    accept_planned: bool
+
+
+def default_policies() -> dict[str, EnvPolicy]:
+    """Without an ``environments:`` block: local accepts planned evidence, AWS environments never."""
+    return {env: EnvPolicy(accept_planned=env not in AWS_ENVIRONMENTS) for env in ENVIRONMENTS}
+
+
 class GateFile(_Strict):
     strict: bool = True
+    environments: dict[Env, EnvPolicy] = Field(default_factory=dict)
     gates: tuple[Gate, ...] = ()
+
+    def policies(self) -> dict[str, EnvPolicy]:
+        return {**default_policies(), **{str(env): policy for env, policy in self.environments.items()}}

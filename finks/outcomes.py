@@ -7,6 +7,8 @@ a member compares, formats and serialises as its plain string::
     SessionOutcome  what one session came to in a run or a batch
     SessionState    a session's status, derived from the evidence (finks.status)
     GateState       a weekly gate's status, derived the same way
+    Grade           the kind of evidence a check gives (verified | planned)
+    Verdict         what the evidence says of one criterion (finks.verdicts)
 
 "Failed", "could not run" and "blocked upstream" stay different words.
 """
@@ -30,12 +32,29 @@ class Outcome(enum.StrEnum):
 FAILING = frozenset({Outcome.failed, Outcome.error})
 
 
-class SessionOutcome(enum.StrEnum):
-    """A session's outcome: the first three are recorded runs, the rest batch results."""
+class Grade(enum.StrEnum):
+    """The kind of evidence a check gives when it passes."""
 
-    passed = "passed"  # its checks verified every criterion that applies
+    verified = "verified"  # it exercised the real thing
+    planned = "planned"  # it asserted on the Pulumi program under mocks
+
+
+class Verdict(enum.StrEnum):
+    """What a criterion's evidence amounts to (see finks.verdicts)."""
+
+    verified = "verified"  # an applicable check passed with verified evidence
+    planned = "planned"  # only checks with planned evidence passed
+    unverified = "unverified"  # no applicable check ran, or every one was skipped
+    failed = "failed"  # a check failed, or could not run (its label says "error")
+
+
+class SessionOutcome(enum.StrEnum):
+    """A session's outcome: the first four are recorded runs, the rest batch results."""
+
+    passed = "passed"  # every criterion that applies has evidence the environment accepts
     failed = "failed"  # an action or a check failed, or could not run
-    not_applicable = "not_applicable"  # ran, but no check applies to this environment
+    unverified = "unverified"  # nothing failed, but some criterion has no evidence the environment accepts
+    not_applicable = "not_applicable"  # no criterion applies to this environment (criterion-level envs)
     skipped_upstream = "skipped_upstream"  # a predecessor in the same batch did not pass
     blocked = "blocked"  # refused: a predecessor outside the batch, or a gate, is not passed
     up_to_date = "up_to_date"  # already complete: not run again
@@ -48,15 +67,18 @@ class SessionOutcome(enum.StrEnum):
 
 
 # What makes a batch fail, and what 'finks retry' runs again.
-NOT_OK = frozenset({SessionOutcome.failed, SessionOutcome.skipped_upstream, SessionOutcome.blocked})
+NOT_OK = frozenset({SessionOutcome.failed, SessionOutcome.unverified, SessionOutcome.skipped_upstream,
+                    SessionOutcome.blocked})
 
 
 class SessionState(enum.StrEnum):
     """A session's status; see :mod:`finks.status` for how each is derived."""
 
     complete = "complete"
+    not_applicable = "not_applicable"  # no criterion applies to this environment: counts as done
     stale = "stale"
     failed = "failed"
+    unverified = "unverified"  # some criterion has no evidence the environment accepts
     in_progress = "in_progress"
     interrupted = "interrupted"
     ready = "ready"
@@ -74,4 +96,5 @@ class GateState(enum.StrEnum):
     stale = "stale"  # passed once, but one of its sessions is no longer complete
     pending = "pending"  # waiting for its sessions
     failed = "failed"  # its sessions are complete, its own checks failed
+    unverified = "unverified"  # its sessions are complete, but none of its checks gave accepted evidence
     ready = "ready"  # its sessions are complete: 'finks gate' can evaluate it

@@ -11,7 +11,7 @@ import functools
 import json
 import os
 import sys
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from finks.events import (
     ActionFinished,
@@ -25,11 +25,19 @@ from finks.events import (
 )
 from finks.outcomes import FAILING
 
-JSON_SCHEMA_VERSION = 1
+if TYPE_CHECKING:
+    from finks.loader import Plan
+    from finks.status import StatusBoard
+
+JSON_SCHEMA_VERSION = 1  # of a kind not listed below
+# Kinds whose documents changed shape: v2 carries criterion-level verdicts (and, for
+# plan, the schedule finks enforces beside the diagram's).
+SCHEMA_VERSIONS = {"status": 2, "session": 2, "why": 2, "run": 2, "gate": 2, "handoff": 2, "prime": 2, "plan": 2}
 
 _COLOURS = {"passed": "32", "complete": "32", "failed": "31", "error": "31", "blocked": "31",
             "skipped": "90", "skipped_upstream": "33", "ready": "33", "stale": "33", "interrupted": "35",
-            "in_progress": "34", "up_to_date": "90", "not_applicable": "90"}
+            "in_progress": "34", "up_to_date": "90", "not_applicable": "90", "unverified": "35",
+            "verified": "32", "planned": "36", "pending": "33", "would_run": "90", "would_evaluate": "90"}
 
 
 def use_colour(stream: IO[str]) -> bool:
@@ -43,7 +51,8 @@ def paint(text: str, word: str, enabled: bool) -> str:
 
 def envelope(kind: str, payload: dict[str, Any]) -> str:
     """Every --json document carries its kind and schema version."""
-    return json.dumps({"schema": f"finks.{kind}/v{JSON_SCHEMA_VERSION}", **payload}, indent=2, default=str)
+    version = SCHEMA_VERSIONS.get(kind, JSON_SCHEMA_VERSION)
+    return json.dumps({"schema": f"finks.{kind}/v{version}", **payload}, indent=2, default=str)
 
 
 class TextReporter:
@@ -75,7 +84,8 @@ class TextReporter:
         result = event.result
         word = result.outcome.value
         label = (event.task if isinstance(event, ActionFinished) else "") or result.check_id
-        self._out(f"  {paint(word.upper().ljust(7), word, self.colour)} {label} [{result.duration_s:.1f}s] "
+        grade = f" ({result.grade})" if isinstance(event, CheckFinished) and result.outcome == "passed" else ""
+        self._out(f"  {paint(word.upper().ljust(7), word, self.colour)} {label}{grade} [{result.duration_s:.1f}s] "
                   f"{result.evidence.message}")
         if result.outcome in FAILING and result.evidence.excerpt and self.verbose:
             for ln in result.evidence.excerpt.splitlines()[-10:]:
@@ -84,7 +94,9 @@ class TextReporter:
     @handle.register
     def _session_finished(self, event: SessionFinished) -> None:
         word = event.outcome
-        self._out(f"■ {event.session} {paint(word, word, self.colour)} in {event.duration_s:.1f}s → {event.handoff}")
+        tail = f" ({event.verdicts})" if event.verdicts else ""
+        self._out(f"■ {event.session} {paint(word, word, self.colour)}{tail} in {event.duration_s:.1f}s "
+                  f"→ {event.handoff}")
 
     @handle.register
     def _session_skipped(self, event: SessionSkipped) -> None:
@@ -92,7 +104,7 @@ class TextReporter:
 
     @handle.register
     def _gate_evaluated(self, event: GateEvaluated) -> None:
-        word = "passed" if event.passed else "failed"
+        word = event.status or ("passed" if event.passed else "failed")
         self._out(f"◆ gate {event.gate} {paint(word, word, self.colour)}: {event.reason}")
 
 
@@ -113,3 +125,52 @@ class QuietReporter:
     @handle.register
     def _session_skipped(self, event: SessionSkipped) -> None:
         self.stream.write(f"{event.session} skipped: {event.reason}\n")
+
+
+def render_status(plan: Plan, board: StatusBoard, env: str, tty: bool, colour: bool) -> str:
+    """`finks status` as text: a line per session (status · verdicts, reason), then the gates."""
+    from finks.status import INDICATOR
+
+    rows = board.all()
+    lines = [f"finks status · env {env} · {len(rows)} sessions from {plan.directory} · planned evidence "
+             f"{'accepted' if plan.accepts_planned(env) else 'not accepted'} on {env}"]
+    for r in rows:
+        s = plan.sessions[r.sid]
+        word = f"{INDICATOR.get(r.status, ' ')} {r.status.label}" if tty else r.status.label
+        tail = r.verdict.summary() if r.verdict is not None else ""
+        last = f"last run {r.last_run.started_at} ({r.last_run.outcome or 'unfinished'})" if r.last_run else ""
+        detail = " — ".join(x for x in (f"· {tail}" if tail else "", r.reason or ("" if tail else last)) if x)
+        lines.append(f"  {r.sid:<4} {paint(word.ljust(16), r.status, colour)} w{s.week} {str(s.estimate_hours):>6}  "
+                     f"{s.title[:44]:<44}  {detail}")
+    if plan.gates:
+        lines.append("gates" + ("" if plan.strict_gates else " (advisory: strict: false)"))
+        for gid in plan.gates:
+            g = board.gate(gid)
+            lines.append(f"  {gid:<6} {paint(g.status.ljust(10), 'passed' if g.passed else 'blocked', colour)} "
+                         f"{plan.gates[gid].title} — {g.reason}")
+    return "\n".join(lines)
+
+
+def render_plan(plan: Plan, doc: dict[str, Any]) -> str:
+    """`finks plan` as text from its JSON document (finks.graph.plan_data)."""
+    strict = doc["gates"] == "strict"
+    enforced = "as finks enforces it with strict gates" if strict else "gates advisory: as the diagram draws it"
+
+    def step(node: str) -> str:
+        return f"{node}({plan.sessions[node].estimate_hours})" if node in plan.sessions else f"[gate {node}]"
+
+    lines = [f"waves, {enforced}:"]
+    lines += [f"wave {i}: " + "  ".join(step(n) for n in wave) for i, wave in enumerate(doc["waves"], 1)]
+    total, slack, work, drawn = doc["total_hours"], doc["slack_hours"], doc["sum_of_estimates"], doc["diagram"]
+    for basis in ("low", "high"):
+        lines.append(f"critical path ({basis}, {total[basis]:g}h, {enforced}): "
+                     + " -> ".join(doc["critical_path"][basis]))
+    for basis in ("low", "high") if strict else ():
+        lines.append(f"critical path ({basis}, {drawn['total_hours'][basis]:g}h, as the diagram draws it): "
+                     + " -> ".join(drawn["critical_path"][basis]))
+    lines.append("slack (low/high hours): " + "  ".join(f"{s}={h['low']:g}/{h['high']:g}" for s, h in slack.items()))
+    lines.append(f"total: {total['low']:g}-{total['high']:g}h elapsed with unlimited parallelism, {enforced}"
+                 + (f"; {drawn['total_hours']['low']:g}-{drawn['total_hours']['high']:g}h as the diagram draws it"
+                    if strict else "")
+                 + f"; {work['low']:g}-{work['high']:g}h of work in sequence")
+    return "\n".join(lines)

@@ -4,19 +4,36 @@ The runner never prints: it emits typed events (:mod:`finks.events`) to a
 reporter (:mod:`finks.reporters`). Independent sessions run in parallel up to
 ``jobs``; a session whose predecessor failed in this run is skipped with that
 reason.
+
+A session's outcome follows its verdicts (:mod:`finks.verdicts`): passed only
+when every criterion that applies has evidence the environment accepts;
+unverified when nothing failed but something lacks such evidence. With strict
+gates a batch runs in the order finks enforces: a session of week N+1 waits
+for the sessions of gate week N in the same batch, and the gate is evaluated
+between them; the gates the batch completes are evaluated at its end. A dry
+run walks the same steps without running anything.
+
+Locks (:mod:`finks.state`): a run of a session holds that session's lock and
+those of the shared resources it needs, so runs of independent sessions, in
+this process or others, proceed together while runs of the same session
+serialize. A gate's evaluation holds the gate's lock. With ``wait`` a run
+waits for a held lock (``on_wait`` says so); without, it raises
+StateLockedError naming the holder, before anything has run.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core.clock import new_run_id
 from core.errors import BlockedError
-from finks.checks import CheckContext, CheckResult, Outcome, run_check
+from finks.batch import RunSummary, batch_needs, gates_reached, simulate
+from finks.checks import CheckContext, CheckResult, run_check
 from finks.events import (
     ActionFinished,
     ActionStarted,
@@ -30,14 +47,28 @@ from finks.events import (
 )
 from finks.graph import Selection
 from finks.loader import Plan
-from finks.models import Action, CheckSpec, Session
+from finks.models import Action, CheckSpec, Gate, Session
 from finks.outcomes import FAILING, NOT_OK, GateState, SessionOutcome, SessionState
-from finks.state import StateStore
-from finks.status import StatusBoard, deliverables_hash
+from finks.state import StateStore, gate_lock, resource_lock, session_lock
+from finks.status import DONE, StatusBoard
+from finks.verdicts import SessionVerdict, judge, judge_checks
 
-# The outcomes a summary counts (its "counts" in JSON, its one line of text).
-_COUNTED = (SessionOutcome.passed, SessionOutcome.failed, SessionOutcome.skipped_upstream, SessionOutcome.blocked,
-            SessionOutcome.up_to_date)
+# The outcome of a session's run from its verdicts (an action that failed makes it failed).
+_BY_STATE = {SessionState.complete: SessionOutcome.passed, SessionState.failed: SessionOutcome.failed,
+             SessionState.unverified: SessionOutcome.unverified,
+             SessionState.not_applicable: SessionOutcome.not_applicable}
+
+
+def session_locks(session: Session) -> list[str]:
+    """The locks a run of a session holds: its own, and one per shared resource it needs.
+
+    TODO(models): a ``resources:`` list in the session YAML (the local stack's
+    lifecycle, a lake partition, a Prefect deployment name). ``required_resources``
+    is prose for people ("Docker Desktop running"), not names to lock, so until
+    the field exists a session needs no shared resource.
+    """
+    resources: tuple[str, ...] = getattr(session, "resources", ())
+    return [session_lock(session.id), *(resource_lock(r) for r in resources)]
 
 
 def git_info(root: Path) -> dict[str, Any]:
@@ -52,34 +83,9 @@ def git_info(root: Path) -> dict[str, Any]:
         return {"commit": None, "dirty": None, "error": type(exc).__name__}
 
 
-@dataclass
-class RunSummary:
-    env: str
-    batch_id: str
-    results: dict[str, SessionOutcome] = field(default_factory=dict)
-    reasons: dict[str, str] = field(default_factory=dict)
-    gates: dict[str, GateState] = field(default_factory=dict)  # gates evaluated on the way: passed | failed
-
-    def count(self, outcome: SessionOutcome) -> int:
-        return sum(1 for o in self.results.values() if o == outcome)
-
-    @property
-    def ok(self) -> bool:
-        return all(o.ok for o in self.results.values())
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "env": self.env,
-            "batch_id": self.batch_id,
-            "ok": self.ok,
-            "sessions": [{"id": s, "outcome": o, "reason": self.reasons.get(s, "")} for s, o in self.results.items()],
-            "gates": self.gates,
-            "counts": {str(k): self.count(k) for k in _COUNTED},
-        }
-
-
 class Runner:
-    def __init__(self, plan: Plan, env: str, root: Path, state_dir: Path, reporter: Reporter, jobs: int = 1) -> None:
+    def __init__(self, plan: Plan, env: str, root: Path, state_dir: Path, reporter: Reporter, jobs: int = 1, *,
+                 wait: bool = True, on_wait: Callable[[str], None] | None = None) -> None:
         self.plan = plan
         self.env = env
         self.root = root
@@ -87,6 +93,18 @@ class Runner:
         self.store = StateStore(state_dir, env)
         self.report = reporter.handle  # every event goes through here
         self.jobs = max(1, jobs)
+        self.wait = wait  # for a lock another run holds; else StateLockedError
+        self.on_wait = on_wait  # told, in one line, what a run waits for
+        self._rerun: frozenset[str] = frozenset()  # sessions this batch runs even if complete
+        self.verdicts: dict[str, SessionVerdict] = {}  # of each session this runner ran
+        self.gate_states: dict[str, GateState] = {}  # of each gate this runner evaluated
+
+    def _waiting(self, who: str) -> Callable[[str, str], None]:
+        def tell(name: str, holder: str) -> None:
+            if self.on_wait is not None:
+                self.on_wait(f"{who}: waiting for the {name.replace(':', ' ')} lock on env {self.env!r}, "
+                             f"held by another finks run ({holder})")
+        return tell
 
     def board(self) -> StatusBoard:
         return StatusBoard(self.plan, self.store, self.root)
@@ -115,87 +133,114 @@ class Runner:
         return result
 
     def run_session(self, session: Session) -> SessionOutcome:
-        """Run one session's actions and checks; return passed | failed | not_applicable."""
+        """Run one session under its locks; return passed | failed | not_applicable | up_to_date.
+
+        up_to_date: it waited for another run of the session, which left it
+        complete, and this batch did not name it.
+        """
+        with self.store.lock(session_locks(session), wait=self.wait, on_wait=self._waiting(session.id)) as waited:
+            if waited and session.id not in self._rerun and self.board().session(session.id).status in DONE:
+                reason = "completed by another run while this one waited"
+                self.report(SessionSkipped(session.id, SessionOutcome.up_to_date, reason))
+                return SessionOutcome.up_to_date
+            return self._run_session(session)
+
+    def _run_session(self, session: Session) -> SessionOutcome:
         from finks.handoff import write_handoff
 
         run_id = new_run_id()
         started = time.monotonic()
-        import os
-
         self.store.append(
             {"type": "run_started", "run_id": run_id, "session": session.id, "pid": os.getpid(), "git": git_info(self.root)}
         )
         self.report(SessionStarted(session.id, session.title, run_id))
-        outcome = SessionOutcome.passed
+        action_failed = False
         for task in session.tasks:
             if task.action is None or self.env not in task.action.envs:
                 continue
             result = self._action(session, task.title, task.action, run_id)
             if result.outcome in FAILING:
-                outcome = SessionOutcome.failed
+                action_failed = True
                 break
-        results: list[tuple[str, CheckResult]] = []
-        if outcome == SessionOutcome.passed:
-            for criterion in session.criteria:
-                for spec in criterion.checks:
-                    self.report(CheckStarted(session.id, spec.id))
-                    result = run_check(spec, self._ctx(session.id, spec.id))
-                    results.append((criterion.text, result))
-                    self.store.append(
-                        {"type": "check", "run_id": run_id, "session": session.id, "criterion": criterion.text,
-                         "kind": spec.kind, "target": spec.target, **result.to_dict()}
-                    )
-                    self.report(CheckFinished(session.id, criterion.text, result))
-            outcomes = {r.outcome for _, r in results}
-            if outcomes & FAILING:
-                outcome = SessionOutcome.failed
-            elif Outcome.passed not in outcomes:
-                outcome = SessionOutcome.not_applicable
+        records: list[dict[str, Any]] = []
+        for criterion in session.criteria if not action_failed else ():
+            if not criterion.applies(self.env):
+                continue  # not a criterion on this environment: nothing to check
+            for spec in criterion.checks:
+                self.report(CheckStarted(session.id, spec.id))
+                result = run_check(spec, self._ctx(session.id, spec.id))
+                records.append(result.to_dict())
+                self.store.append(
+                    {"type": "check", "run_id": run_id, "session": session.id, "criterion": criterion.text,
+                     "kind": spec.kind, "target": spec.target, **result.to_dict()}
+                )
+                self.report(CheckFinished(session.id, criterion.text, result))
+        verdict = judge(session, records, self.env, self.plan.accepts_planned(self.env))
+        self.verdicts[session.id] = verdict
+        outcome = SessionOutcome.failed if action_failed else _BY_STATE[verdict.state]
         duration = time.monotonic() - started
+        board = self.board()
+        fingerprint = board.fingerprint(session.id)
         self.store.append(
             {"type": "run_finished", "run_id": run_id, "session": session.id, "outcome": outcome,
-             "duration_s": round(duration, 2),
-             "deliverables_hash": deliverables_hash(self.root, session.deliverables)}
+             "duration_s": round(duration, 2), "verdicts": verdict.counts,
+             "fingerprint": fingerprint.to_dict(), "upstream": board.upstream_fingerprints(session.id),
+             "deliverables_hash": fingerprint.deliverables}
         )
+        board.hashes.save()
         path = write_handoff(self.plan, self.env, self.root, self.store, session.id)
-        self.report(SessionFinished(session.id, outcome, duration, path))
+        self.report(SessionFinished(session.id, outcome, duration, path, verdict.summary()))
         return outcome
 
     # ---- gates ---------------------------------------------------------
     def evaluate_gate(self, gid: str) -> tuple[bool, str]:
+        """Evaluate a gate under its lock: it reads every member session's status."""
+        with self.store.lock([gate_lock(gid)], wait=self.wait, on_wait=self._waiting(gid)):
+            return self._evaluate_gate(gid)
+
+    def _evaluate_gate(self, gid: str) -> tuple[bool, str]:
+        """Its sessions complete, then its checks, judged like a criterion's; a gate without
+        checks passes on its sessions. An evaluation that finds sessions incomplete is not recorded."""
         board = self.board()
         gate = self.plan.gates[gid]
-        members = board.gate_sessions(gate)
-        incomplete = {s: board.session(s).status for s in members if board.session(s).status != SessionState.complete}
-        checks: list[dict[str, Any]] = []
+        incomplete = {s: board.session(s).status for s in board.gate_sessions(gate)
+                      if board.session(s).status not in DONE}
         if incomplete:
             reason = "incomplete: " + ", ".join(f"{s} ({st})" for s, st in incomplete.items())
-            passed = False
+            self.gate_states[gid] = GateState.pending
+            self.report(GateEvaluated(gid, False, reason, GateState.pending))
+            return False, reason
+        checks: list[dict[str, Any]] = []
+        for spec in gate.checks:
+            result = run_check(spec, self._ctx(gid, spec.id))
+            checks.append(result.to_dict())
+            self.report(CheckFinished(gid, gate.title, result))
+        verdict = judge_checks(gate.title, gate.checks, checks, self.env, self.plan.accepts_planned(self.env)) \
+            if gate.checks else None
+        if verdict is None or verdict.accepted:
+            state = GateState.passed
+            reason = "all sessions complete" + (f", gate checks passed ({verdict.label})" if verdict else
+                                                "; the gate has no checks")
+        elif verdict.label in ("failed", "error"):
+            state = GateState.failed
+            reason = "; ".join(f"{c['check']}: {c['message']}" for c in checks if c["outcome"] in FAILING)
         else:
-            for spec in gate.checks:
-                result = run_check(spec, self._ctx(gid, spec.id))
-                checks.append(result.to_dict())
-                self.report(CheckFinished(gid, gate.title, result))
-            bad = [c for c in checks if c["outcome"] in FAILING]
-            passed = not bad
-            reason = "; ".join(f"{c['check']}: {c['message']}" for c in bad) or "all sessions complete, gate checks passed"
-        self.store.append({"type": "gate", "gate": gid, "outcome": GateState.passed if passed else GateState.failed,
-                           "reason": reason, "checks": checks})
-        self.report(GateEvaluated(gid, passed, reason))
-        return passed, reason
+            state, reason = GateState.unverified, f"no accepted evidence on {self.env}: {verdict.remedy}"
+        self.store.append({"type": "gate", "gate": gid, "outcome": state, "reason": reason, "checks": checks})
+        self.gate_states[gid] = state
+        self.report(GateEvaluated(gid, state == GateState.passed, reason, state))
+        return state == GateState.passed, reason
 
     def gate(self, gate_id: str) -> tuple[bool, str]:
-        """Evaluate one gate on its own ('finks gate'), holding the run lock."""
-        gid = self.plan.gate(gate_id).id
-        with self.store.run_lock():
-            return self.evaluate_gate(gid)
+        """Evaluate one gate on its own ('finks gate')."""
+        return self.evaluate_gate(self.plan.gate(gate_id).id)
 
     # ---- batches ---------------------------------------------------------
     def plan_batch(self, selection: Selection, *, force: bool) -> list[str]:
         """Drop sessions already complete unless named explicitly or forced."""
         board = self.board()
         return [s for s in selection.ids
-                if force or s in selection.explicit or board.session(s).status != SessionState.complete]
+                if force or s in selection.explicit or board.session(s).status not in DONE]
 
     def run(self, selection: Selection, *, force: bool = False, dry_run: bool = False) -> RunSummary:
         summary = RunSummary(self.env, new_run_id())
@@ -205,14 +250,25 @@ class Runner:
                 summary.results[sid] = SessionOutcome.up_to_date
         self._refuse_blocked(todo, summary)
         if dry_run:
-            for sid in todo:
-                if sid not in summary.results:
-                    summary.results[sid] = SessionOutcome.would_run
+            simulate(self.plan, self.board(), todo, summary)
             return summary
-        with self.store.run_lock():
-            self._execute(todo, summary)
-            self.store.append({"type": "batch", "batch_id": summary.batch_id, "results": summary.results})
+        self._rerun = frozenset(todo) if force else frozenset(selection.explicit)
+        if not self.wait:
+            self._refuse_locked(todo, summary)
+        self._execute(todo, summary)
+        self._final_gates(todo, summary)
+        self.store.append({"type": "batch", "batch_id": summary.batch_id, "results": summary.results})
         return summary
+
+    def _refuse_locked(self, todo: list[str], summary: RunSummary) -> None:
+        """Without waiting, refuse at once, before anything runs, when another run holds a lock."""
+        for sid in todo:
+            if sid in summary.results:
+                continue
+            for name in session_locks(self.plan.sessions[sid]):
+                holder = self.store.holder(name)
+                if holder is not None:
+                    raise self.store.locked_error(name, holder)
 
     def _refuse_blocked(self, todo: list[str], summary: RunSummary) -> None:
         """A session blocked by something outside this batch is refused, naming the blocker."""
@@ -221,8 +277,15 @@ class Runner:
         for sid in todo:
             outside = []
             for dep in self.plan.sessions[sid].depends_on:
-                if dep not in in_batch and board.session(dep).status != SessionState.complete:
+                if dep not in in_batch and board.session(dep).status not in DONE:
                     outside.append(f"{dep} ({board.session(dep).status})")
+            gate = self._gate_needed(sid, board)
+            if gate is not None and not outside and board.gate(gate.id).status != GateState.passed:
+                waiting = [m for m in board.gate_sessions(gate) if m not in in_batch
+                           and board.session(m).status not in DONE]
+                if waiting:
+                    outside.append(f"gate {gate.id}, which waits for "
+                                   + ", ".join(f"{m} ({board.session(m).status})" for m in waiting))
             if outside:
                 summary.results[sid] = SessionOutcome.blocked
                 summary.reasons[sid] = "blocked by " + ", ".join(outside)
@@ -230,22 +293,45 @@ class Runner:
             sid = todo[0]
             raise BlockedError(f"{sid} is {summary.reasons[sid]}", hint=f"run 'finks why {sid}' or 'finks run +{sid}'")
 
+    def _gate_needed(self, sid: str, board: StatusBoard) -> Gate | None:
+        """The gate before sid when gates are strict (whether or not it has passed)."""
+        return board.gate_before(self.plan.sessions[sid]) if self.plan.strict_gates else None
+
+    def _skip_upstream(self, sid: str, todo: list[str], summary: RunSummary) -> bool:
+        needs = batch_needs(self.plan, sid, todo)
+        failed = [d for d in needs if summary.results.get(d) in NOT_OK]
+        if not failed:
+            return False
+        summary.results[sid] = SessionOutcome.skipped_upstream
+        summary.reasons[sid] = "upstream did not pass: " + ", ".join(
+            f"{d} ({summary.results[d].replace('_', ' ')}){needs[d]}" for d in failed)
+        self.report(SessionSkipped(sid, SessionOutcome.skipped_upstream, summary.reasons[sid]))
+        return True
+
     def _gate_open(self, sid: str, summary: RunSummary) -> tuple[bool, str]:
         """Evaluate the previous week's gate when its sessions are complete (strict plans)."""
-        if not self.plan.strict_gates:
-            return True, ""
         board = self.board()
-        gate = board.gate_before(self.plan.sessions[sid])
+        gate = self._gate_needed(sid, board)
         if gate is None:
             return True, ""
         status = board.gate(gate.id)
         if status.passed:
             return True, ""
-        if gate.id not in summary.gates and status.status in (GateState.ready, GateState.failed, GateState.stale):
+        if gate.id not in summary.gates and status.status in (GateState.ready, GateState.failed,
+                                                               GateState.unverified):
             passed, reason = self.evaluate_gate(gate.id)
-            summary.gates[gate.id] = GateState.passed if passed else GateState.failed
-            return passed, "" if passed else f"gate {gate.id} failed: {reason}"
+            summary.gates[gate.id] = self.gate_states[gate.id]
+            summary.steps.append(gate.id)
+            return passed, "" if passed else f"gate {gate.id} {self.gate_states[gate.id]}: {reason}"
         return False, f"gate {gate.id} has not passed ({status.reason})"
+
+    def _final_gates(self, todo: list[str], summary: RunSummary) -> None:
+        """At the end of a batch, evaluate the gates it completed (the last week's too)."""
+        for gid in gates_reached(self.plan, todo, summary):
+            if self.board().gate(gid).status in (GateState.ready, GateState.failed, GateState.unverified):
+                self.evaluate_gate(gid)
+                summary.gates[gid] = self.gate_states[gid]
+                summary.steps.append(gid)
 
     def _execute(self, todo: list[str], summary: RunSummary) -> None:
         pending = [s for s in todo if s not in summary.results]
@@ -255,17 +341,11 @@ class Runner:
             while pending or running:
                 progressed = False
                 for sid in list(pending):
-                    deps = [d for d in self.plan.sessions[sid].depends_on if d in todo]
-                    failed_deps = [d for d in deps if summary.results.get(d) in NOT_OK]
-                    if failed_deps:
-                        summary.results[sid] = SessionOutcome.skipped_upstream
-                        summary.reasons[sid] = "upstream did not pass: " + ", ".join(
-                            f"{d} ({summary.results[d].replace('_', ' ')})" for d in failed_deps)
-                        self.report(SessionSkipped(sid, SessionOutcome.skipped_upstream, summary.reasons[sid]))
+                    if self._skip_upstream(sid, todo, summary):
                         pending.remove(sid)
                         progressed = True
                         continue
-                    if not all(d in done for d in deps) or len(running) >= self.jobs:
+                    if not all(d in done for d in batch_needs(self.plan, sid, todo)) or len(running) >= self.jobs:
                         continue
                     if running and self.plan.strict_gates and self._needs_gate(sid):
                         continue  # evaluate gates only when nothing else is running
@@ -277,15 +357,15 @@ class Runner:
                         summary.reasons[sid] = reason
                         self.report(SessionSkipped(sid, SessionOutcome.blocked, reason))
                         continue
+                    summary.steps.append(sid)
                     running[pool.submit(self.run_session, self.plan.sessions[sid])] = sid
                 if running:
                     finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
                     for fut in finished:
                         sid = running.pop(fut)
-                        outcome = fut.result()
-                        # not_applicable counts as passed in a batch: nothing applicable failed.
-                        failed = outcome == SessionOutcome.failed
-                        summary.results[sid] = SessionOutcome.failed if failed else SessionOutcome.passed
+                        summary.results[sid] = fut.result()
+                        if sid in self.verdicts and summary.results[sid] != SessionOutcome.up_to_date:
+                            summary.verdicts[sid] = self.verdicts[sid]
                         done.add(sid)
                 elif not progressed and pending:
                     for sid in pending:
@@ -295,6 +375,5 @@ class Runner:
 
     def _needs_gate(self, sid: str) -> bool:
         board = self.board()
-        gate = board.gate_before(self.plan.sessions[sid])
+        gate = self._gate_needed(sid, board)
         return gate is not None and not board.gate(gate.id).passed
-

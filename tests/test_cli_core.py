@@ -104,7 +104,7 @@ def test_outcomes_read_and_serialise_as_their_plain_words() -> None:
         '{"o": "up_to_date", "s": "in_progress"}'
     assert f"{SessionOutcome.would_run:<11}|" == "would_run  |"
     assert Outcome("error") is Outcome.error and SessionOutcome.passed == "passed"
-    assert [o for o in SessionOutcome if not o.ok] == ["failed", "skipped_upstream", "blocked"]
+    assert [o for o in SessionOutcome if not o.ok] == ["failed", "unverified", "skipped_upstream", "blocked"]
 
 
 def _result(outcome: Outcome) -> CheckResult:
