@@ -2,17 +2,27 @@
 
 Layout (under ``FINKS_STATE_DIR``, default ``.finks/``)::
 
-    state/<env>/history.jsonl   one JSON event per line, never rewritten
-    state/<env>/history.lock    flock held only while one line is appended
-    state/<env>/run.lock        flock held for the whole of a `finks run`
+    state/<env>/history.jsonl          one JSON event per line, never rewritten
+    state/<env>/history.lock           flock held only while one line is appended
+    state/<env>/locks/session-s8.lock  flock held while a run of s8 is under way
+    state/<env>/locks/gate-week1.lock  flock held while gate week1 is evaluated
+    state/<env>/locks/resource-*.lock  flock on a shared resource a session needs
 
-Concurrency policy: one `finks run` per environment at a time. A second one
-does not wait: it exits 3 naming the holder's pid, so that two runs never
-interleave checks against the same local stack. Read commands never take the
-run lock and can run at any time. The kernel releases flocks when a process
-dies, so a `finks run` killed with SIGKILL leaves a ``run_started`` without a
-``run_finished`` and a free lock: that session shows as *interrupted*, and the
-next run simply proceeds.
+Concurrency policy: a lock per session, not per environment. `finks run s1`
+and `finks run s2` in two processes proceed together; two runs of one session,
+or of sessions that need the same named resource, serialize: the later one
+waits (its runner says so on stderr) or, with ``--no-wait``, exits 3 naming
+the holder's pid. A run takes its locks in sorted order, and holds at most one
+session's set at a time per thread, so runs never deadlock. Read commands take
+no lock at all and can run at any time.
+
+Every append is one ``write()`` of a whole line under ``history.lock``, so N
+concurrent writers never interleave lines; a reader ignores an unterminated
+last line (an append in flight). The kernel releases flocks when a process
+dies, so a run killed with SIGKILL leaves a ``run_started`` without a
+``run_finished`` and a free session lock: that session, and only that one,
+shows as *interrupted* (:meth:`StateStore.session_running`), and the next run
+simply proceeds.
 
 A line that does not parse is reported with its path and line number; the
 file is never rewritten to "repair" it.
@@ -23,11 +33,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from core.clock import now_iso
 from core.errors import StateError, StateLockedError
@@ -47,6 +59,8 @@ class SessionRun:
     outcome: SessionOutcome | None = None
     deliverables_hash: str | None = None
     duration_s: float | None = None
+    fingerprint: dict[str, Any] | None = None  # what it was judged on (finks.fingerprint); None: an older finks
+    upstream: dict[str, str] | None = None  # the fingerprint of each upstream session when it ran
     checks: list[dict[str, Any]] = field(default_factory=list)
     actions: list[dict[str, Any]] = field(default_factory=list)
 
@@ -85,13 +99,34 @@ class History:
         return [sid for sid, outcome in self.batches[-1]["results"].items() if outcome in NOT_OK]
 
 
+def session_lock(sid: str) -> str:
+    """The name of the lock a run of ``sid`` holds."""
+    return f"session:{sid}"
+
+
+def gate_lock(gid: str) -> str:
+    return f"gate:{gid}"
+
+
+def resource_lock(resource: str) -> str:
+    """A shared resource a check needs: ``stack``, ``lake:2026-11-24``, ``deployment:daily``."""
+    return f"resource:{resource}"
+
+
+# A lock's file name: its name with anything but [A-Za-z0-9._-] as '-'.
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# A probe (status reading a lock) holds a free lock for microseconds: retry that long
+# before calling a lock held, so that a read never makes a run wait or exit 3.
+_PROBE_RETRIES, _PROBE_PAUSE_S = 5, 0.02
+
+
 class StateStore:
     def __init__(self, state_dir: Path, env: str) -> None:
         self.env = env
         self.dir = Path(state_dir) / "state" / env
         self.path = self.dir / "history.jsonl"
+        self.locks_dir = self.dir / "locks"
         self._append_lock = self.dir / "history.lock"
-        self._run_lock = self.dir / "run.lock"
 
     # ---- writing ---------------------------------------------------------
     def append(self, event: dict[str, Any]) -> None:
@@ -100,56 +135,92 @@ class StateStore:
         line = (json.dumps(record, default=str, separators=(",", ":")) + "\n").encode()
         with open(self._append_lock, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                # One write() of the whole line: a reader sees all of it or none.
-                os.write(fd, line)
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    line = b"\n" + line  # a line torn by a crash stays a line of its own
+                # One write() of the whole line: a reader sees all of it or an unterminated tail.
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(fd, view):]
                 os.fsync(fd)
             finally:
                 os.close(fd)
 
     def reset(self, sid: str) -> None:
-        """Forget a session's runs: one 'reset' event under the run lock; nothing is deleted."""
-        with self.run_lock():
+        """Forget a session's runs: one 'reset' event; nothing is deleted.
+
+        It takes the session's lock without waiting: forgetting a run that is
+        under way would orphan its evidence, so that is refused (exit 3).
+        """
+        with self.lock([session_lock(sid)], wait=False):
             self.append({"type": "reset", "session": sid})
 
+    # ---- locks -------------------------------------------------------------
+    def lock_path(self, name: str) -> Path:
+        return self.locks_dir / (_UNSAFE.sub("-", name) + ".lock")
+
     @contextmanager
-    def run_lock(self) -> Iterator[None]:
-        """Hold the environment's run lock, or raise StateLockedError at once."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        handle = open(self._run_lock, "a+")
+    def lock(self, names: Iterable[str], *, wait: bool = True,
+             on_wait: Callable[[str, str], None] | None = None) -> Iterator[bool]:
+        """Hold every named lock; yield whether it had to wait for one.
+
+        Locks are taken in sorted order. A lock another process (or thread)
+        holds is waited for, after ``on_wait(name, holder)``; with
+        ``wait=False`` it raises StateLockedError naming the holder instead.
+        """
+        self.locks_dir.mkdir(parents=True, exist_ok=True)
+        held: list[IO[str]] = []
+        waited = False
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            handle.close()
-            raise StateLockedError(
-                f"another finks run holds the state lock for env {self.env!r} ({holder})",
-                hint=f"wait for it to finish, or check {self._run_lock}",
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} since {now_iso()}")
-        handle.flush()
-        try:
-            yield
+            for name in sorted(set(names)):
+                handle = open(self.lock_path(name), "a+")
+                try:
+                    if not _try_flock(handle):
+                        holder = _holder_text(handle)
+                        if not wait:
+                            raise self.locked_error(name, holder)
+                        if on_wait is not None:
+                            on_wait(name, holder)
+                        fcntl.flock(handle, fcntl.LOCK_EX)
+                        waited = True
+                except BaseException:
+                    handle.close()
+                    raise
+                held.append(handle)
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"pid {os.getpid()} since {now_iso()}")
+                handle.flush()
+            yield waited
         finally:
-            handle.truncate(0)
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            handle.close()
+            for owned in reversed(held):
+                # Emptied before unlocking: a probe reads an empty file as free without a flock.
+                with suppress(OSError):
+                    owned.truncate(0)
+                    owned.flush()
+                owned.close()  # closing the description releases its flock
+
+    def locked_error(self, name: str, holder: str) -> StateLockedError:
+        return StateLockedError(
+            f"{name.replace(':', ' ')} is locked on env {self.env!r} by another finks run ({holder})",
+            hint=f"wait for it to finish (without --no-wait, finks waits for it), or check {self.lock_path(name)}",
+        )
+
+    def holder(self, name: str) -> str | None:
+        """Who holds a lock (``pid 123 since …``), or None when it is free. Takes no lock."""
+        return _held_by(self.lock_path(name))
+
+    def session_running(self, sid: str) -> bool:
+        """True while some process runs ``sid``: running vs interrupted, per session."""
+        return self.holder(session_lock(sid)) is not None
 
     def run_in_progress(self) -> bool:
-        """True while some process holds the run lock."""
-        if not self._run_lock.exists():
+        """True while any session of this environment is being run."""
+        if not self.locks_dir.is_dir():
             return False
-        with open(self._run_lock, "a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            return False
+        return any(_held_by(path) is not None for path in self.locks_dir.glob("session-*.lock"))
 
     # ---- reading -----------------------------------------------------------
     def _corrupt(self, number: int, problem: object) -> StateError:
@@ -163,15 +234,17 @@ class StateStore:
         """Every recorded event with its line number (for messages that name the line)."""
         if not self.path.exists():
             return
-        with open(self.path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
+        with open(self.path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                if not raw.strip():
                     continue
                 try:
-                    event = json.loads(line)
+                    event = json.loads(raw.decode("utf-8"))
                     if not isinstance(event, dict) or "type" not in event:
                         raise ValueError("not an event object")
-                except ValueError as exc:
+                except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+                    if not raw.endswith(b"\n"):
+                        return  # the unterminated tail of an append in flight
                     raise self._corrupt(number, exc) from None
                 yield number, event
 
@@ -198,6 +271,8 @@ class StateStore:
                     raise self._corrupt(number, f"unknown outcome {event['outcome']!r}") from None
                 run.deliverables_hash = event.get("deliverables_hash")
                 run.duration_s = event.get("duration_s")
+                run.fingerprint = event.get("fingerprint")
+                run.upstream = event.get("upstream")
             elif kind == "gate":
                 hist.gates[event["gate"]] = event
             elif kind == "reset":
@@ -205,3 +280,37 @@ class StateStore:
             elif kind == "batch":
                 hist.batches.append(event)
         return hist
+
+
+# ---- flock helpers -----------------------------------------------------------
+def _try_flock(handle: IO[str]) -> bool:
+    """Take an exclusive flock without blocking; a probe's momentary hold is not a holder."""
+    for attempt in range(_PROBE_RETRIES):
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if attempt + 1 < _PROBE_RETRIES:
+                time.sleep(_PROBE_PAUSE_S)
+    return False
+
+
+def _holder_text(handle: IO[str]) -> str:
+    handle.seek(0)
+    return handle.read().strip() or "pid unknown"
+
+
+def _held_by(path: Path) -> str | None:
+    try:
+        handle = open(path)
+    except FileNotFoundError:
+        return None
+    with handle:
+        text = handle.read().strip()
+        if not text:
+            return None  # never locked, or released: the holder empties it first
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return text
+        return None  # what a killed process left behind (closing drops the probe's flock)

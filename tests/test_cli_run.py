@@ -50,7 +50,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
 def status_of(env: Env, envname: str = "local") -> dict[str, str]:
     out = env.invoke("status", "--json", "--env", envname)
     data = json.loads(out.stdout)
-    assert data["schema"] == "finks.status/v1"
+    assert data["schema"] == "finks.status/v2"
     return {s["id"]: s["status"] for s in data["sessions"]}
 
 
@@ -129,10 +129,12 @@ def test_failure_skips_dependents_and_summary_says_so(env: Env) -> None:
     result = env.invoke("run", "--all", "--json")
     assert result.exit_code == 1
     summary = json.loads(result.stdout)
-    assert summary["schema"] == "finks.run/v1"
+    assert summary["schema"] == "finks.run/v2"
     outcomes = {s["id"]: s["outcome"] for s in summary["sessions"]}
     assert outcomes == {"s1": "failed", "s2": "skipped_upstream", "s3": "skipped_upstream", "s4": "passed"}
-    assert summary["counts"] == {"passed": 1, "failed": 1, "skipped_upstream": 2, "blocked": 0, "up_to_date": 0}
+    assert summary["counts"] == {"passed": 1, "failed": 1, "unverified": 0, "not_applicable": 0,
+                                 "skipped_upstream": 2, "blocked": 0, "up_to_date": 0}
+    assert summary["verdicts"] == {"verified": 1, "planned": 0, "unverified": 0, "failed": 1}
 
 
 def test_retry_reruns_what_failed_or_was_skipped(env: Env, tmp_path: Path) -> None:
@@ -240,7 +242,7 @@ def test_corrupt_state_is_reported_with_path_and_never_overwritten(env: Env) -> 
     assert history.read_bytes() == before
 
 
-def test_second_concurrent_run_exits_3_and_state_stays_valid(env: Env, tmp_path: Path) -> None:
+def test_a_locked_session_refuses_no_wait_while_an_independent_one_runs(env: Env, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     write_plan(env.plan, [session("s1", checks=[py("slow", timeout=60)]), session("s2")])
     first = env.subprocess("run", "s1", env={**os.environ, "FINKS_TEST_MARKER": str(marker), "FINKS_TEST_SLEEP": "4"})
@@ -249,13 +251,16 @@ def test_second_concurrent_run_exits_3_and_state_stays_valid(env: Env, tmp_path:
         time.sleep(0.1)
     assert marker.exists(), first.stderr.read() if first.poll() is not None else "check never started"
     assert status_of(env)["s1"] == "in_progress"
-    second = env.subprocess("run", "s2")
-    _, err = second.communicate(timeout=60)
-    assert second.returncode == 3
-    assert "another finks run holds the state lock" in err
+    same = env.subprocess("run", "s1", "--no-wait")
+    _, err = same.communicate(timeout=60)
+    assert same.returncode == 3
+    assert "session s1 is locked" in err and "pid" in err
+    other = env.subprocess("run", "s2")
+    other.communicate(timeout=60)
+    assert other.returncode == 0  # s2 does not wait for s1's run
     first.communicate(timeout=60)
     assert first.returncode == 0
-    assert status_of(env) == {"s1": "complete", "s2": "ready"}
+    assert status_of(env) == {"s1": "complete", "s2": "complete"}
 
 
 def test_sigkill_during_a_check_leaves_interrupted_and_the_next_run_works(env: Env, tmp_path: Path) -> None:
