@@ -7,6 +7,10 @@ stderr. Heavy libraries are imported only by the commands that need them.
 
 from __future__ import annotations
 
+# First, before typer loads: a plain `finks status` may be answered from its memo.
+import finks.quick  # noqa: F401
+
+# isort: split
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -14,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from core.errors import FinksError, UsageError
+from finks import payloads
 from finks.cligroup import LazyGroup
 
 if TYPE_CHECKING:
@@ -36,13 +41,9 @@ app = typer.Typer(
 
 EnvOpt = Annotated[str, typer.Option("--env", "-e", help="local | dev | staging | prod", envvar="FINKS_ENV")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")]
+NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="exit 3 at once if another run holds a lock it needs")]
 
-
-class _Ctx:
-    sessions: Path | None = None
-
-
-_G = _Ctx()
+_W = payloads.Workspace()
 
 
 @app.callback()
@@ -51,47 +52,24 @@ def _global(
         Path | None, typer.Option("--sessions", envvar="FINKS_SESSIONS", help="load the plan from another directory")
     ] = None,
 ) -> None:
-    _G.sessions = sessions
+    _W.sessions = sessions
 
 
 # ---- helpers ---------------------------------------------------------------
 def _root() -> Path:
-    from core.paths import repo_root
-
-    return repo_root()
-
-
-def _state_dir() -> Path:
-    from core.paths import state_dir
-
-    return state_dir()
-
-
-def _check_env(env: str) -> str:
-    from core.environments import ENVIRONMENTS
-
-    if env not in ENVIRONMENTS:
-        raise UsageError(f"unknown environment {env!r}", hint=f"use one of {', '.join(ENVIRONMENTS)}")
-    return env
+    return _W.root()
 
 
 def _plan() -> Plan:
-    from finks.loader import load_plan
-
-    return load_plan(_G.sessions)
+    return _W.plan()
 
 
 def _store(env: str) -> StateStore:
-    from finks.state import StateStore
-
-    return StateStore(_state_dir(), _check_env(env))
+    return _W.store(env)
 
 
 def _board(env: str) -> tuple[Plan, StatusBoard]:
-    from finks.status import StatusBoard
-
-    plan = _plan()
-    return plan, StatusBoard(plan, _store(env), _root())
+    return _W.board(env)
 
 
 def _echo_json(kind: str, payload: dict[str, Any]) -> None:
@@ -109,94 +87,79 @@ def _indicator(status: SessionState, tty: bool) -> str:
 # ---- read commands ---------------------------------------------------------
 @app.command()
 def status(env: EnvOpt = "local", as_json: JsonOpt = False) -> None:
-    """Every session's derived status, why it is blocked, last run, estimate; gates below."""
-    plan, board = _board(env)
-    rows = board.all()
-    if as_json:
-        _echo_json("status", {
-            "env": env,
-            "sessions": [r.to_dict(plan.sessions[r.sid]) for r in rows],
-            "gates": [board.gate(g).to_dict() for g in plan.gates],
-        })
-        return
-    from finks.reporters import paint, use_colour
+    """Every session's derived status with its verdicts, why it is not complete, last run, estimate; gates below."""
+    from finks import quick
+    from finks.reporters import envelope, render_status, use_colour
 
-    tty = sys.stdout.isatty()
-    colour = use_colour(sys.stdout)
-    typer.echo(f"finks status · env {env} · {len(rows)} sessions from {plan.directory}")
-    for r in rows:
-        s = plan.sessions[r.sid]
-        word = _indicator(r.status, tty)
-        last = f"last run {r.last_run.started_at} ({r.last_run.outcome or 'unfinished'})" if r.last_run else ""
-        detail = r.reason or last
-        typer.echo(f"  {r.sid:<4} {paint(word.ljust(14), r.status, colour)} w{s.week} {str(s.estimate_hours):>6}  "
-                   f"{s.title[:44]:<44}  {detail}")
-    if plan.gates:
-        typer.echo("gates" + ("" if plan.strict_gates else " (advisory: strict: false)"))
-        for gid in plan.gates:
-            g = board.gate(gid)
-            typer.echo(f"  {gid:<6} {paint(g.status.ljust(10), 'passed' if g.passed else 'blocked', colour)} "
-                       f"{plan.gates[gid].title} — {g.reason}")
+    before = quick.before_status(_W.sessions, _store(env))
+    plan, board = _board(env)
+    if as_json:
+        text = envelope("status", payloads.status(env, plan, board))
+    else:
+        text = render_status(plan, board, env, sys.stdout.isatty(), use_colour(sys.stdout))
+    typer.echo(text)
+    quick.remember_status(before, board, text, _W.sessions, env, as_json, sys.stdout)
 
 
 @app.command("next")
 def next_(env: EnvOpt = "local", as_json: JsonOpt = False) -> None:
     """The sessions ready to run, critical path first, with the command for each."""
-    from finks.graph import schedule
-
     plan, board = _board(env)
-    sched = schedule(plan, "high")
-    ready = board.next_sessions(sched)
+    doc = payloads.next_(env, plan, board)
     if as_json:
-        _echo_json("next", {"env": env, "sessions": [
-            {"id": r.sid, "status": r.status, "slack_hours": sched.slack[r.sid],
-             "command": f"finks run {r.sid} --env {env}"} for r in ready]})
+        _echo_json("next", doc)
         return
-    if not ready:
-        if board.all_complete():
+    if not doc["sessions"]:
+        if doc["all_complete"]:
             typer.echo(f"every session is complete on {env}: nothing to do")
         else:
             typer.echo("nothing is ready: run 'finks status' to see what blocks the plan")
         return
-    for r in ready:
-        slack = sched.slack[r.sid]
+    for r in doc["sessions"]:
+        slack = r["slack_hours"]
         tag = "critical" if slack == 0 else f"slack {slack:g}h"
-        typer.echo(f"{r.sid:<4} {plan.sessions[r.sid].title:<44} {r.status:<11} {tag:<12} "
-                   f"finks run {r.sid} --env {env}")
+        typer.echo(f"{r['id']:<4} {plan.sessions[r['id']].title:<44} {r['status']:<11} {tag:<12} {r['command']}")
 
 
 @app.command("plan")
 def plan_(as_json: JsonOpt = False) -> None:
-    """Parallel waves, the critical path by estimates (low and high), slack, total duration."""
-    from finks.graph import schedule, sum_of_estimates, waves
+    """Parallel waves, the critical path by estimates (low and high), slack, total duration.
 
+    With strict gates (the default) the waves and the critical path are the ones
+    finks enforces: a week's sessions, then its gate, then the next week's. The
+    diagram's critical path (dependencies only) is shown beside them.
+    """
     plan = _plan()
-    low, high = schedule(plan, "low"), schedule(plan, "high")
-    wave_list = waves(plan)
-    total_low, total_high = sum_of_estimates(plan, "low"), sum_of_estimates(plan, "high")
+    doc = payloads.plan_(plan)
     if as_json:
-        _echo_json("plan", {
-            "waves": wave_list,
-            "critical_path": {"low": low.critical_path, "high": high.critical_path},
-            "total_hours": {"low": low.total_hours, "high": high.total_hours},
-            "slack_hours": {s: {"low": low.slack[s], "high": high.slack[s]} for s in plan.sessions},
-            "sum_of_estimates": {"low": total_low, "high": total_high},
-        })
+        _echo_json("plan", doc)
         return
-    for i, wave in enumerate(wave_list, 1):
-        typer.echo(f"wave {i}: " + "  ".join(f"{s}({plan.sessions[s].estimate_hours})" for s in wave))
-    for sched in (low, high):
-        typer.echo(f"critical path ({sched.basis}, {sched.total_hours:g}h): " + " -> ".join(sched.critical_path))
-    typer.echo("slack (low/high hours): " + "  ".join(f"{s}={low.slack[s]:g}/{high.slack[s]:g}" for s in plan.sessions))
-    typer.echo(f"total: {low.total_hours:g}-{high.total_hours:g}h elapsed with unlimited parallelism; "
-               f"{total_low:g}-{total_high:g}h of work in sequence")
+    from finks.reporters import render_plan
+
+    typer.echo(render_plan(plan, doc))
 
 
 @app.command()
-def graph(fmt: Annotated[str, typer.Option("--format", "-f", help="mermaid | dot | json")] = "mermaid") -> None:
-    """The dependency graph as Mermaid, Graphviz dot or JSON."""
+def graph(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="mermaid | dot | json | svg | png")] = "mermaid",
+    env: EnvOpt = "local",
+    out: Annotated[Path | None, typer.Option("--out", help="svg, png: write to this file")] = None,
+) -> None:
+    """The dependency graph as Mermaid, Graphviz dot or JSON; drawn as svg or png with --env's statuses."""
     from finks.graph import to_data, to_dot, to_mermaid
 
+    if fmt in ("svg", "png"):
+        from finks.diagram import draw
+
+        plan, board = _board(env)
+        data = draw(plan, fmt, board)
+        if out is not None:
+            out.write_bytes(data)
+        elif fmt == "png" and sys.stdout.isatty():
+            raise UsageError("png is binary: not writing it to a terminal", hint="use --out FILE or redirect stdout")
+        else:
+            typer.echo(data, nl=False)
+        return
     plan = _plan()
     if fmt == "mermaid":
         typer.echo(to_mermaid(plan), nl=False)
@@ -205,7 +168,7 @@ def graph(fmt: Annotated[str, typer.Option("--format", "-f", help="mermaid | dot
     elif fmt == "json":
         _echo_json("graph", to_data(plan))
     else:
-        raise UsageError(f"unknown format {fmt!r}", hint="use mermaid, dot or json")
+        raise UsageError(f"unknown format {fmt!r}", hint="use mermaid, dot, json, svg or png")
 
 
 @app.command()
@@ -215,10 +178,9 @@ def show(sid: str, env: EnvOpt = "local", as_json: JsonOpt = False) -> None:
     s = plan.session(sid)
     st = board.session(s.id)
     if as_json:
-        _echo_json("session", {"session": s.model_dump(mode="json"), "status": st.to_dict(s),
-                               "file": str(plan.files[s.id])})
+        _echo_json("session", payloads.session(plan, board, s.id))
         return
-    typer.echo(f"{s.id}: {s.title}  [{st.status}{': ' + st.reason if st.reason else ''}]")
+    typer.echo(f"{s.id}: {s.title}  [{st.summary}{': ' + st.reason if st.reason else ''}]")
     typer.echo(f"week {s.week} · area {s.area} · estimate {s.estimate_hours} · depends on "
                f"{', '.join(s.depends_on) or 'nothing'}{' · optional' if s.optional else ''}")
     typer.echo(f"defined in {plan.files[s.id]}")
@@ -228,11 +190,18 @@ def show(sid: str, env: EnvOpt = "local", as_json: JsonOpt = False) -> None:
     for t in s.tasks:
         act = f"  [action: {t.action.python or t.action.shell}]" if t.action else ""
         typer.echo(f"  - {t.title}{f' ({t.minutes} min)' if t.minutes else ''}{act}")
-    typer.echo("\nsuccess criteria:")
+    from finks.verdicts import LEGEND, MARK
+
+    judged = {c.text: c for c in board.verdict(s.id).criteria}
+    typer.echo(f"\nsuccess criteria on {env} ({LEGEND}):")
     for c in s.criteria:
-        typer.echo(f"  - {c.text}")
+        cv = judged.get(c.text)
+        head = f"{MARK[cv.verdict]} {cv.label}" if cv else f"➖ not a criterion on {env} (envs {','.join(c.envs)})"
+        typer.echo(f"  - {head}: {c.text}" + (f" — {cv.remedy}" if cv and cv.remedy else ""))
         for chk in c.checks:
-            typer.echo(f"      {chk.id}: {chk.kind} {chk.target} (timeout {chk.timeout:g}s, envs {','.join(chk.envs)})")
+            typer.echo(f"      {chk.id}: {chk.kind} {chk.target}{' ' + repr(list(chk.args)) if chk.args else ''}"
+                       f"{' stack ' + chk.stack if chk.stack else ''} ({chk.evidence_grade}, timeout "
+                       f"{chk.timeout:g}s, envs {','.join(chk.envs)})")
     for title, items in (("deliverables", s.deliverables), ("pitfalls", s.pitfalls), ("known issues", s.known_issues)):
         if items:
             typer.echo(f"\n{title}:\n" + "\n".join(f"  - {i}" for i in items))
@@ -247,7 +216,7 @@ def why(sid: str, env: EnvOpt = "local", as_json: JsonOpt = False) -> None:
     s = plan.session(sid)
     answer = board.why(s.id)
     if as_json:
-        _echo_json("why", {"env": env, **answer.to_dict()})
+        _echo_json("why", payloads.why(env, answer))
         return
     for link in answer.chain:
         indent = "  " * link.depth
@@ -256,6 +225,11 @@ def why(sid: str, env: EnvOpt = "local", as_json: JsonOpt = False) -> None:
             typer.echo(indent + f"    {ev.check} {ev.outcome}: {ev.message}")
             for ln in ev.excerpt.strip().splitlines()[-5:]:
                 typer.echo(indent + "      | " + ln)
+        for cv in link.criteria or ():
+            typer.echo(indent + f"    {cv.label}: {cv.text} — {cv.remedy}")
+            for chk in cv.checks:
+                typer.echo(indent + f"      {chk.id} ({chk.grade}; envs {', '.join(chk.envs)}): "
+                           + (f"{chk.outcome}: {chk.message}" if chk.outcome else "not run"))
     if answer.unblocked:
         typer.echo(f"{s.id} is not blocked: 'finks run {s.id} --env {env}'")
 
@@ -273,8 +247,8 @@ def handoff(sid: str, env: EnvOpt = "local", write: Annotated[bool, typer.Option
         write_handoff(plan, env, _root(), store, s.id)
     text = render_handoff(plan, env, _root(), store, s.id)
     if as_json:
-        _echo_json("handoff", {"env": env, "session": s.id, "path": str(handoff_path(_root(), env, plan, s.id)),
-                               "markdown": text})
+        verdicts = _board(env)[1].verdict(s.id).to_dict()
+        _echo_json("handoff", payloads.handoff(env, s.id, handoff_path(_root(), env, plan, s.id), text, verdicts))
         return
     typer.echo(text, nl=False)
 
@@ -288,22 +262,31 @@ def prime(sid: str, env: EnvOpt = "local", as_json: JsonOpt = False) -> None:
     s = plan.session(sid)
     text = render_prime(plan, env, _root(), _store(env), s.id)
     if as_json:
-        _echo_json("prime", {"env": env, "session": s.id, "markdown": text})
+        _echo_json("prime", payloads.prime(env, s.id, text, _board(env)[1].verdict(s.id).to_dict()))
         return
     typer.echo(text, nl=False)
 
 
 # ---- commands that run things ----------------------------------------------
-def _report_summary(summary: RunSummary, as_json: bool) -> None:
+def _report_summary(summary: RunSummary, runner: Runner, as_json: bool) -> None:
     if as_json:
-        _echo_json("run", summary.to_dict())
+        _echo_json("run", payloads.run(summary, runner.plan, runner.root))
     else:
-        c = summary.to_dict()["counts"]
-        parts = [f"{c['passed']} passed", f"{c['failed']} failed", f"{c['skipped_upstream']} skipped (upstream did not pass)"]
+        doc = summary.to_dict()
+        c = doc["counts"]
+        parts = [f"{c['passed']} passed", f"{c['failed']} failed"]
+        parts += [f"{c['unverified']} unverified"] if c["unverified"] else []
+        parts += [f"{c['skipped_upstream']} skipped (upstream did not pass)"]
+        if c["not_applicable"]:
+            parts.append(f"{c['not_applicable']} not applicable on {summary.env}")
         if c["blocked"]:
             parts.append(f"{c['blocked']} blocked")
         if c["up_to_date"]:
             parts.append(f"{c['up_to_date']} already complete")
+        if summary.verdicts:
+            parts.append("criteria: " + ", ".join(f"{n} {v}" for v, n in doc["verdicts"].items() if n))
+        if summary.gates:
+            parts.append("gates: " + ", ".join(f"{g} {st}" for g, st in summary.gates.items()))
         typer.echo(", ".join(parts))
         for sid, reason in summary.reasons.items():
             typer.echo(f"  {sid}: {reason}", err=True)
@@ -311,12 +294,13 @@ def _report_summary(summary: RunSummary, as_json: bool) -> None:
         raise typer.Exit(1)
 
 
-def _runner(env: str, jobs: int, as_json: bool, verbose: bool = False) -> Runner:
+def _runner(env: str, jobs: int, as_json: bool, verbose: bool = False, no_wait: bool = False) -> Runner:
     from finks.reporters import QuietReporter, TextReporter
     from finks.runner import Runner
 
     reporter: Reporter = QuietReporter() if as_json else TextReporter(verbose=verbose)
-    return Runner(_plan(), _check_env(env), _root(), _state_dir(), reporter, jobs=jobs)
+    return Runner(_plan(), _W.check_env(env), _root(), _W.state_dir(), reporter, jobs=jobs, wait=not no_wait,
+                  on_wait=lambda line: typer.echo(line, err=True))
 
 
 @app.command()
@@ -324,30 +308,45 @@ def run(
     selector: Annotated[str | None, typer.Argument(help="s8, +s8, s8+, week3, area:NAME, lists (s1,s2)")] = None,
     env: EnvOpt = "local",
     all_: Annotated[bool, typer.Option("--all", help="the whole plan (sessions not yet complete)")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would run")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show what the run would do, in its order: "
+                                                         "sessions, and the gates it would evaluate")] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=16, help="sessions run in parallel")] = 1,
     force: Annotated[bool, typer.Option("--force", help="re-run sessions that are already complete")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show output excerpts of failing checks")] = False,
+    no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run sessions: their task actions, then their checks; record evidence; write handoffs."""
+    """Run sessions: their task actions, then their checks; record evidence; write handoffs.
+
+    Runs of other sessions may go on at the same time; a session another run
+    holds is waited for (or, with --no-wait, exit 3).
+    """
     from finks.graph import resolve, whole_plan
 
-    runner = _runner(env, jobs, as_json, verbose)
+    runner = _runner(env, jobs, as_json, verbose, no_wait)
     if all_ == bool(selector):
         raise UsageError("give a selector or --all (not both)", hint="e.g. 'finks run s8' or 'finks run --all'")
     selection = whole_plan(runner.plan) if all_ else resolve(runner.plan, selector or "")
     summary = runner.run(selection, force=force, dry_run=dry_run)
     if dry_run and not as_json:
-        for sid, outcome in summary.results.items():
-            typer.echo(f"{sid:<4} {outcome:<11} {runner.plan.sessions[sid].title}  {summary.reasons.get(sid, '')}")
+        plan = runner.plan
+        shown = [*summary.steps, *(sid for sid in summary.results if sid not in summary.steps)]
+        for node in shown:
+            if node in plan.gates:
+                typer.echo(f"{node:<6} {summary.gates[node]:<14} gate: {plan.gates[node].title} "
+                           f"(after {', '.join(plan.gate_members(plan.gates[node]))})")
+            else:
+                typer.echo(f"{node:<6} {summary.results[node]:<14} {plan.sessions[node].title}  "
+                           f"{summary.reasons.get(node, '')}".rstrip())
+        if not summary.ok:
+            raise typer.Exit(1)  # as the run would: something in it is blocked
         return
-    _report_summary(summary, as_json)
+    _report_summary(summary, runner, as_json)
 
 
 @app.command()
 def retry(env: EnvOpt = "local", jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=16)] = 1,
-          as_json: JsonOpt = False) -> None:
+          no_wait: NoWaitOpt = False, as_json: JsonOpt = False) -> None:
     """Re-run what failed or was skipped in the last run."""
     from finks.graph import named
 
@@ -357,21 +356,23 @@ def retry(env: EnvOpt = "local", jobs: Annotated[int, typer.Option("--jobs", "-j
     if not again:
         typer.echo("the last run had no failures: nothing to retry")
         return
-    runner = _runner(env, jobs, as_json)
+    runner = _runner(env, jobs, as_json, no_wait=no_wait)
     summary = runner.run(named(runner.plan, again))
-    _report_summary(summary, as_json)
+    _report_summary(summary, runner, as_json)
 
 
 @app.command()
-def gate(gate_id: str, env: EnvOpt = "local", as_json: JsonOpt = False) -> None:
+def gate(gate_id: str, env: EnvOpt = "local", no_wait: NoWaitOpt = False, as_json: JsonOpt = False) -> None:
     """Evaluate a weekly gate (its sessions complete, its own checks) and record it."""
-    runner = _runner(env, 1, as_json)
+    runner = _runner(env, 1, as_json, no_wait=no_wait)
     gid = runner.plan.gate(gate_id).id
     passed, reason = runner.gate(gid)
     if as_json:
-        _echo_json("gate", {"env": env, "gate": gid, "passed": passed, "reason": reason})
+        verdict = runner.board().gate(gid).verdict
+        _echo_json("gate", payloads.gate(env, gid, passed, reason, runner.gate_states.get(gid),
+                                         verdict.to_dict() if verdict else None))
     else:
-        typer.echo(f"{gid}: {'passed' if passed else 'failed'} — {reason}")
+        typer.echo(f"{gid}: {runner.gate_states.get(gid) or ('passed' if passed else 'failed')} — {reason}")
     if not passed:
         raise typer.Exit(1)
 
@@ -379,7 +380,10 @@ def gate(gate_id: str, env: EnvOpt = "local", as_json: JsonOpt = False) -> None:
 @app.command()
 def reset(sid: str, env: EnvOpt = "local",
           yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False) -> None:
-    """Forget a session's runs (the history keeps a 'reset' event; nothing is deleted)."""
+    """Forget a session's runs (the history keeps a 'reset' event; nothing is deleted).
+
+    A session that is being run is not reset (exit 3): forgetting it mid-run would orphan its evidence.
+    """
     plan = _plan()
     s = plan.session(sid)
     if not yes:

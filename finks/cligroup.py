@@ -41,6 +41,8 @@ _LAZY: dict[str, tuple[str, str, str]] = {
     "blocks": ("flows.cli", "blocks_app", "Prefect blocks as code (S10)"),
     "infra": ("infra.cli", "app", "Pulumi program: dry plan, policy checks, preview/up"),
     "api": ("api.cli", "app", "The read API (S19)"),
+    "mcp": ("finks.mcp_cli", "mcp", "Serve finks to coding agents over MCP (stdio)"),
+    "report": ("finks.report_cli", "report", "The plan as one HTML page: graph, evidence, gates, runs"),
 }
 
 
@@ -48,7 +50,8 @@ def _load_lazy(name: str):  # type: ignore[no-untyped-def]
     import typer.main
 
     module, attr, help_text = _LAZY[name]
-    holder = typer.Typer(rich_markup_mode=None)
+    # One help style (plain) and completion offered once, by the top-level group.
+    holder = typer.Typer(rich_markup_mode=None, add_completion=False)
     try:
         obj = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:

@@ -53,14 +53,16 @@ def test_every_command_has_help() -> None:
         assert "Usage:" in result.stdout
 
 
-@pytest.mark.parametrize("args, kind", [(["status", "--json"], "status"), (["plan", "--json"], "plan"),
-                                        (["next", "--json"], "next"), (["graph", "--format", "json"], "graph"),
-                                        (["show", "s8", "--json"], "session"), (["why", "s16", "--json"], "why"),
-                                        (["prime", "s1", "--json"], "prime"), (["handoff", "s1", "--json"], "handoff")])
-def test_json_outputs_carry_a_versioned_schema(args: list[str], kind: str) -> None:
+# v2: the kinds that carry criterion-level verdicts (and plan: the schedule finks enforces).
+@pytest.mark.parametrize("args, kind, version", [
+    (["status", "--json"], "status", 2), (["plan", "--json"], "plan", 2), (["next", "--json"], "next", 1),
+    (["graph", "--format", "json"], "graph", 1), (["show", "s8", "--json"], "session", 2),
+    (["why", "s16", "--json"], "why", 2), (["prime", "s1", "--json"], "prime", 2),
+    (["handoff", "s1", "--json"], "handoff", 2)])
+def test_json_outputs_carry_a_versioned_schema(args: list[str], kind: str, version: int) -> None:
     result = invoke(*args)
     assert result.exit_code == 0
-    assert json.loads(result.stdout)["schema"] == f"finks.{kind}/v1"
+    assert json.loads(result.stdout)["schema"] == f"finks.{kind}/v{version}"
 
 
 def test_status_on_a_fresh_state_shows_s0_and_s15_ready_only() -> None:
@@ -101,13 +103,20 @@ def test_broken_plan_exits_2_naming_the_file(tmp_path: Path) -> None:
 def test_graph_formats() -> None:
     assert "S15 --> S16" in invoke("graph").stdout
     assert "s13 -> s16;" in invoke("graph", "--format", "dot").stdout
-    assert invoke("graph", "--format", "png").exit_code == 2
+    assert invoke("graph", "--format", "gif").exit_code == 2
 
 
 def test_plan_reports_critical_path_and_totals() -> None:
     out = invoke("plan").stdout
-    assert "critical path (high, 53h): s0 -> s2 -> s3 -> s5 -> s8 -> s9 -> s10 -> s16 -> s19 -> s21 -> s22" in out
-    assert "wave 1: s0(1-2h)  s15(4-5h)" in out
+    assert "critical path (high, 53h, as the diagram draws it): " \
+        "s0 -> s2 -> s3 -> s5 -> s8 -> s9 -> s10 -> s16 -> s19 -> s21 -> s22" in out
+    # With strict gates a week waits for the previous week's gate: s15 (week 5) runs after gate week4.
+    assert "critical path (high, 71h, as finks enforces it with strict gates): s0 -> s2 -> s3 -> week1 -> s5 " \
+        "-> week2 -> s8 -> s9 -> s10 -> week3 -> s12 -> s14 -> week4 -> s15 -> s16 -> s17 -> week5 -> s19 " \
+        "-> s21 -> s22 -> week6" in out
+    assert "wave 1: s0(1-2h)\n" in out and "wave 4: [gate week1]\n" in out
+    assert "total: 56-71h elapsed with unlimited parallelism, as finks enforces it with strict gates; " \
+        "42-53h as the diagram draws it" in out
 
 
 def test_status_and_help_import_nothing_heavy() -> None:
