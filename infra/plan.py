@@ -7,7 +7,9 @@ result is what `pulumi up` would be asked to create for a stack.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import runpy
 import threading
 from collections.abc import Callable
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 ACCOUNT_ID = "123456789012"
+PLAN_CACHE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,13 @@ class Plan:
             "resources": [r.to_dict() for r in self.resources],
             "outputs": self.outputs,
         }
+
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Plan:
+        resources = [PlannedResource(r["type"], r["name"], r.get("inputs") or {}, r.get("parent", ""),
+                                     r.get("custom", True)) for r in raw["resources"]]
+        return cls(stack=raw["stack"], resources=resources, outputs=raw.get("outputs") or {})
 
 
 def _fake_state(type_: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -258,8 +268,47 @@ def plan_for(settings: Settings) -> Plan:
 
 @lru_cache(maxsize=4 * len(AWS_ENVIRONMENTS))
 def _cached_plan(stack: str, project: str, region: str) -> Plan:
-    # Cached per process: the program is deterministic for its config.
-    return run_under_mocks(_program(), stack, _config_values(stack, project, region))
+    """The program is deterministic for its source and config: each check runs in a
+    process of its own, so the plan is also kept on disk, keyed by everything it
+    depends on (the program's files, the stack files, the config, the Pulumi
+    versions). Importing pulumi and planning costs seconds; reading it back, not."""
+    path = _plan_cache_path(stack, project, region)
+    try:
+        return Plan.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    result = run_under_mocks(_program(), stack, _config_values(stack, project, region))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(result.to_dict() | {"resources": [
+            r.to_dict() | {"custom": r.custom} for r in result.resources]}, default=_unknown_as_text))
+        tmp.replace(path)
+    except OSError:
+        pass  # an unwritable cache only costs time
+    return result
+
+
+def _unknown_as_text(value: Any) -> str:
+    # An input only known after `pulumi up` (an Output the mocks cannot resolve).
+    return "<unknown>" if type(value).__name__ == "Unknown" else str(value)
+
+
+def _plan_cache_path(stack: str, project: str, region: str) -> Path:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from core.paths import state_dir
+
+    digest = hashlib.sha256(f"{PLAN_CACHE_VERSION}\0{stack}\0{project}\0{region}".encode())
+    for name in ("pulumi", "pulumi-aws"):
+        try:
+            digest.update(f"{name}={version(name)}\0".encode())
+        except PackageNotFoundError:
+            digest.update(f"{name}=none\0".encode())
+    for source in sorted([*INFRA_DIR.rglob("*.py"), *INFRA_DIR.glob("Pulumi*.yaml"),
+                          *(INFRA_DIR.parent / "core").glob("*.py")]):
+        digest.update(str(source.relative_to(INFRA_DIR.parent)).encode() + b"\0" + source.read_bytes())
+    return state_dir() / "cache" / "infra-plans" / f"{stack}-{digest.hexdigest()[:20]}.json"
 
 
 def plan_program(path: Path, stack: str, settings: Settings | None = None) -> Plan:

@@ -114,3 +114,30 @@ def test_checks_say_their_evidence_is_a_mock_plan(plans: dict[str, Plan], tmp_pa
         assert evidence.figures["stack"] == stack
     rds = checks.rds_postgres_multi_az(ctx).message
     assert ("multiAz=True" in rds) == (stack == "prod")
+
+
+def test_the_dry_plan_is_kept_on_disk_and_follows_the_program(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each check runs in its own process: a plan read back must equal a fresh one, and
+    any change to what the plan depends on must miss the cache."""
+    import json
+    import re
+
+    from infra import plan as plans
+
+    monkeypatch.setenv("FINKS_STATE_DIR", str(tmp_path))
+    path = plans._plan_cache_path("dev", "finks", "ca-central-1")
+    fresh = plans.run_under_mocks(plans._program(), "dev", plans._config_values("dev", "finks", "ca-central-1"))
+    plans._cached_plan.cache_clear()
+    first = plans._cached_plan("dev", "finks", "ca-central-1")
+    assert path.is_file()
+    back = plans.Plan.from_dict(json.loads(path.read_text()))
+
+    def rows(p: Plan) -> list[str]:  # registration order varies between runs; content does not
+        text = (json.dumps(r.to_dict() | {"custom": r.custom}, sort_keys=True, default=str) for r in p.resources)
+        return sorted(re.sub(r"<pulumi\.output\.Unknown object at 0x[0-9a-f]+>", "<unknown>", t) for t in text)
+
+    assert rows(back) == rows(fresh) == rows(first)
+    assert back.outputs == fresh.outputs
+    assert plans._plan_cache_path("prod", "finks", "ca-central-1") != path
+    assert plans._plan_cache_path("dev", "acme", "ca-central-1") != path
+    plans._cached_plan.cache_clear()
