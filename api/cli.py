@@ -21,7 +21,7 @@ def serve(
     port: Annotated[
         int | None, typer.Option(help="Port (default: settings.api_port, FINKS_API_PORT)")
     ] = None,
-    env: Annotated[str, typer.Option("--env", help="Environment whose gold to serve")] = "local",
+    env: Annotated[str, typer.Option("--env", "-e", help="Environment whose gold to serve")] = "local",
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """Serve the API with uvicorn."""

@@ -66,6 +66,9 @@ def _load_lazy(name: str):  # type: ignore[no-untyped-def]
     if isinstance(obj, typer.Typer):
         if obj.info.help is None:
             obj.info.help = help_text
+        # The same plain help for every group, whatever its module asked for: rich's
+        # boxes and `<bool>` after flags are not finks' style.
+        obj.rich_markup_mode = None
         group = typer.main.get_group(obj)
         group.name = name
         return group

@@ -89,7 +89,14 @@ def image(settings: Settings) -> str:
 
 
 def apply_deployments(settings: Settings, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Create or update each deployment; returns {flow/deployment: {id, schedule, pool}}."""
+    """Create or update each deployment; returns {flow/deployment: {id, schedule, pool}}.
+
+    Each deployment is registered with ``RunnerDeployment.apply`` rather than
+    ``Flow.deploy``: ``deploy`` prints on stdout, once per deployment, a table
+    and the advice to ``.serve`` flows rather than use a process pool (ours is
+    one on purpose: `finks dev up --worker` runs it). stdout is where
+    `finks deploy` prints its summary, or its one ``--json`` document.
+    """
     from prefect import Flow
     from prefect.client.schemas.schedules import CronSchedule
 
@@ -103,16 +110,19 @@ def apply_deployments(settings: Settings, names: list[str] | None = None) -> dic
         common: dict[str, Any] = {
             "name": spec["name"], "work_pool_name": pool, "tags": spec.get("tags"),
             "description": spec.get("description"), "schedules": schedules or None,
-            "parameters": spec.get("parameters"), "print_next_steps": False,
+            "parameters": spec.get("parameters"),
         }
         if settings.is_local:
             flow: Any = Flow.from_source(source=str(settings.root), entrypoint=spec["entrypoint"])
-            dep_id = flow.deploy(job_variables={"env": env, "working_dir": str(settings.root)}, **common)
+            deployment = flow.to_deployment(job_variables={"env": env, "working_dir": str(settings.root)}, **common)
+            dep_id = deployment.apply(work_pool_name=pool)
         else:
             from prefect.flows import load_flow_from_entrypoint
 
             flow = load_flow_from_entrypoint(str(settings.root / spec["entrypoint"]))
-            dep_id = flow.deploy(image=image(settings), build=False, push=False, job_variables={"env": env}, **common)
+            # The image is built and pushed by CI (flows/Dockerfile): registered as is.
+            deployment = flow.to_deployment(job_variables={"env": env}, **common)
+            dep_id = deployment.apply(work_pool_name=pool, image=image(settings))
         report[f"{flow.name}/{spec['name']}"] = {
             "id": str(dep_id), "pool": pool,
             "schedule": ", ".join(f"{s['cron']} {s.get('timezone', 'UTC')}" for s in spec.get("schedules", [])) or None,

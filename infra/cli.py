@@ -17,8 +17,6 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Infrastructure (Pulumi, AWS): dry plan, policy check, preview, up.", no_args_is_help=True, rich_markup_mode=None, add_completion=False)
 
-PLAN_SCHEMA = "finks.infra.plan/1"
-CHECK_SCHEMA = "finks.infra.check/1"
 
 EnvOption = typer.Option("dev", "--env", "-e", help="Stack: dev, staging or prod ('local' plans dev).")
 ProgramOption = typer.Option(
@@ -57,8 +55,9 @@ def plan_cmd(
     result = _plan(_settings(env), program)
     stack = result.stack
     if as_json:
-        payload: dict[str, Any] = {"schema": PLAN_SCHEMA, **result.to_dict()}
-        typer.echo(json.dumps(payload, indent=2, default=str))
+        from core.jsondoc import document
+
+        typer.echo(document("infra-plan", result.to_dict()))
         return
     for r in result.custom:
         inputs = " ".join(f"{k}={v}" for k, v in sorted(r.key_inputs().items()))
@@ -79,8 +78,10 @@ def check_cmd(
     stack = result.stack
     violations = check(result)
     if as_json:
-        typer.echo(json.dumps({"schema": CHECK_SCHEMA, "stack": stack, "rules": list(RULES),
-                               "resources": len(result.custom), "violations": [v.to_dict() for v in violations]}, indent=2))
+        from core.jsondoc import document
+
+        typer.echo(document("infra-check", {"stack": stack, "rules": list(RULES), "resources": len(result.custom),
+                                            "violations": [v.to_dict() for v in violations]}))
     else:
         for v in violations:
             typer.echo(str(v))

@@ -29,7 +29,7 @@ def test_plan_json_lists_every_resource_with_type_name_and_inputs() -> None:
     result = runner.invoke(app, ["plan", "--env", "dev", "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert payload["schema"] == "finks.infra.plan/1" and payload["stack"] == "dev"
+    assert payload["schema"] == "finks.infra-plan/v1" and payload["stack"] == "dev"
     buckets = [r for r in payload["resources"] if r["type"] == "aws:s3/bucket:Bucket"]
     assert {b["inputs"]["bucket"] for b in buckets} == {f"finks-dev-{z}" for z in ("logs", "bronze", "silver", "gold")}
     assert payload["count"] == sum(1 for r in payload["resources"] if not r["type"].startswith("finks:"))

@@ -25,7 +25,7 @@ def ingest(
     force: Annotated[bool, typer.Option("--force", help="Ingest again even if the date is already in bronze.")] = False,
     bulk: Annotated[bool, typer.Option("--bulk", help="eod only: one bulk call for the whole market.")] = False,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="quotes only: symbols per batch-quote call.")] = None,
-    env: Annotated[str | None, typer.Option("--env", help="local | dev | staging | prod (default FINKS_ENV).")] = None,
+    env: Annotated[str | None, typer.Option("--env", "-e", help="local | dev | staging | prod (default FINKS_ENV).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the libraries' log records on stderr.")] = False,
 ) -> None:

@@ -41,8 +41,10 @@ def _settings(env: str | None) -> Settings:
     return load_settings(env=env)
 
 
-def _emit(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
+def _emit(kind: str, data: dict[str, Any]) -> None:
+    from core.jsondoc import document
+
+    typer.echo(document(kind, {k: v for k, v in data.items() if k != "schema"}))
 
 
 def _fmt_uptime(seconds: float | None) -> str:
@@ -82,7 +84,7 @@ def up(
         typer.echo(f"starting local stack under {settings.dev_dir} …", err=True)
     st = stack_up(settings, names or None)
     if as_json:
-        _emit(st.to_dict())
+        _emit("dev-status", st.to_dict())
         return
     typer.echo(_table(st))
     created = st.bootstrap.get("created", [])
@@ -99,7 +101,7 @@ def bootstrap(env: str | None = EnvOpt, as_json: bool = JsonOpt) -> None:
 
     report = run_bootstrap(_settings(env))
     if as_json:
-        _emit(report)
+        _emit("dev-bootstrap", report)
         return
     typer.echo(f"buckets: {', '.join(report['buckets'].values())}")
     typer.echo(f"secret: {report['secret']}   glue database: {report['glue_database']}")
@@ -114,7 +116,7 @@ def down(env: str | None = EnvOpt, as_json: bool = JsonOpt) -> None:
 
     outcome = stack_down(_settings(env))
     if as_json:
-        _emit({"schema": "finks.dev.down/1", "services": outcome})
+        _emit("dev-down", {"services": outcome})
         return
     for name, what in outcome.items():
         typer.echo(f"{name}: {what}")
@@ -127,7 +129,7 @@ def status(env: str | None = EnvOpt, as_json: bool = JsonOpt) -> None:
 
     st = stack_status(_settings(env))
     if as_json:
-        _emit(st.to_dict())
+        _emit("dev-status", st.to_dict())
     else:
         typer.echo(_table(st))
 
@@ -190,7 +192,7 @@ def config_show(env: str | None = EnvOpt, as_json: bool = JsonOpt) -> None:
     settings = _settings(env)
     data = {**settings.redacted(), **lake.describe(settings)}
     if as_json:
-        _emit({"schema": "finks.config/1", "settings": data})
+        _emit("config", {"settings": data})
         return
     width = max(len(k) for k in data)
     for key in sorted(data):
