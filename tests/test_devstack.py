@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from core import lake
-from core.errors import ServiceError, UsageError
+from core.errors import ConfigError, ServiceError, UsageError
 from core.settings import Settings, load_settings
 from finks.devstack import down, status, up
 from finks.devstack.cli import app
@@ -57,7 +57,7 @@ def test_down_with_nothing_running_reports_it_and_succeeds(idle: Settings) -> No
 def test_status_json_of_an_idle_stack_lists_every_service_stopped(idle: Settings) -> None:
     result = CliRunner().invoke(app, ["status", "--json"])
     data = json.loads(result.stdout)
-    assert data["schema"] == "finks.dev.status/1"
+    assert data["schema"] == "finks.dev-status/v1"
     assert data["healthy"] is False and data["prefect_backend"] == "sqlite"
     assert data["emulator_persistent"] is False
     assert {s["name"]: s["state"] for s in data["services"]} == {
@@ -67,7 +67,7 @@ def test_status_json_of_an_idle_stack_lists_every_service_stopped(idle: Settings
 def test_port_conflict_names_the_port_and_the_process(idle: Settings, squatter: tuple[int, int]) -> None:
     port, pid = squatter
     taken = idle.model_copy(update={"moto_port": port})
-    with pytest.raises(ServiceError) as err:
+    with pytest.raises(ConfigError) as err:
         up(taken, ["moto"])
     message = str(err.value)
     assert f"port {port} for moto is already in use by pid {pid}" in message
@@ -80,10 +80,25 @@ def test_conflict_on_a_later_service_stops_what_this_up_started(
 ) -> None:
     port, _ = squatter
     taken = idle.model_copy(update={"prefect_port": port})
-    with pytest.raises(ServiceError, match=f"port {port} for prefect"):
+    with pytest.raises(ConfigError, match=f"port {port} for prefect"):
         up(taken)
     assert status(taken).services["moto"].state == "stopped"
     assert not port_in_use(taken.moto_port)
+
+
+def test_a_port_in_use_is_a_configuration_error_exit_2_naming_port_owner_and_variable(
+    idle: Settings, squatter: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from finks.cli import app as finks_app
+
+    port, pid = squatter
+    monkeypatch.setenv("FINKS_PREFECT_PORT", str(port))
+    result = CliRunner().invoke(finks_app, ["dev", "up"])
+    assert result.exit_code == 2, result.output
+    assert f"finks: error: port {port} for prefect is already in use by pid {pid} (" in result.stderr
+    assert "http.server" in result.stderr
+    assert "stop that process or choose another port (FINKS_PREFECT_PORT)" in result.stderr
+    assert {s.state for s in status(load_settings(env="local")).services.values()} == {"stopped"}
 
 
 def test_stale_pid_file_is_not_mistaken_for_a_running_service(idle: Settings) -> None:

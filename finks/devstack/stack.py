@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core import lake
-from core.errors import ServiceError, UsageError
+from core.errors import ConfigError, ServiceError, UsageError
 from finks.devstack import procs
 from finks.devstack.services import ALL_SERVICES, DEFAULT_SERVICES, REQUIRES, spec
 
@@ -140,10 +140,12 @@ def _expand(services: Sequence[str] | None) -> list[str]:
 
 
 def _check_port(name: str, port: int | None) -> None:
+    # A port someone else holds is this machine's configuration, not a service failing:
+    # exit 2 (ConfigError), like any other setting that cannot work here.
     if port is not None and procs.port_in_use(port):
         owner = procs.port_owner(port)
         who = f" by {owner}" if owner else ""
-        raise ServiceError(
+        raise ConfigError(
             f"port {port} for {name} is already in use{who}",
             hint=f"stop that process or choose another port (FINKS_{name.upper()}_PORT)",
         )
@@ -217,7 +219,7 @@ def up(settings: Settings, services: Sequence[str] | None = None, bootstrap: boo
                 _pid_path(settings, name).unlink(missing_ok=True)
                 try:
                     pending[name] = _start(settings, name)
-                except ServiceError:
+                except (ConfigError, ServiceError):
                     _stop_started(settings, pending, actions)
                     raise
                 actions[name] = "started"
