@@ -103,17 +103,18 @@ def test_no_secret_value_reaches_any_input(plans: dict[str, Plan]) -> None:
 
 
 @pytest.mark.parametrize("env,stack", [("local", "dev"), ("prod", "prod")])
-def test_checks_say_their_evidence_is_a_mock_plan(plans: dict[str, Plan], tmp_path, env: str, stack: str) -> None:
-    from finks.checks import CheckContext
-    from validation import infra as checks
+def test_plan_checks_say_their_evidence_is_a_mock_plan(plans: dict[str, Plan], tmp_path, env: str, stack: str) -> None:
+    """The plan's own `plan:` checks, run as finks runs them (a child process per check)."""
+    from finks.checks import CheckContext, run_check
+    from finks.models import CheckSpec
 
     ctx = CheckContext(env=env, root=Path(__file__).resolve().parent.parent, state_dir=tmp_path, work_dir=tmp_path)
-    for fn in (checks.vpc_public_private_subnets, checks.security_group_chain, checks.policy_scan_clean, checks.nat_gateways):
-        evidence = fn(ctx)
-        assert evidence.message.startswith(f"planned (Pulumi mocks), stack {stack}")
-        assert evidence.figures["stack"] == stack
-    rds = checks.rds_postgres_multi_az(ctx).message
-    assert ("multiAz=True" in rds) == (stack == "prod")
+    for name in ("vpc_public_private_subnets", "security_group_chain", "nat_gateways"):
+        result = run_check(CheckSpec(id=name.replace("_", "-"), plan=f"infra.criteria:{name}"), ctx)
+        assert result.outcome == "passed" and result.grade == "planned", result.evidence.message
+        assert result.evidence.message.startswith(f"planned (Pulumi mocks), stack {stack}")
+    rds = run_check(CheckSpec(id="rds", plan="infra.criteria:rds_postgres_multi_az", args=(True,), stack="prod"), ctx)
+    assert rds.outcome == "passed" and "multiAz=True" in rds.evidence.message
 
 
 def test_the_dry_plan_is_kept_on_disk_and_follows_the_program(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -229,30 +229,6 @@ def ci_workflow_triggers_on_pr(ctx: CheckContext) -> Evidence:
 
 
 # ---- S3 ----------------------------------------------------------------------
-def vpc_public_private_subnets(ctx: CheckContext) -> Evidence:
-    from infra import criteria
-
-    return _planned(ctx, criteria.vpc_public_private_subnets)
-
-
-def lake_buckets_configured(ctx: CheckContext) -> Evidence:
-    from infra import criteria
-
-    return _planned(ctx, criteria.lake_buckets_configured)
-
-
-def secrets_manager_configured(ctx: CheckContext) -> Evidence:
-    from infra import criteria
-
-    return _planned(ctx, criteria.secrets_manager_configured)
-
-
-def base_iam_roles(ctx: CheckContext) -> Evidence:
-    from infra import criteria
-
-    return _planned(ctx, criteria.base_iam_roles)
-
-
 def stack_deployed(ctx: CheckContext) -> Evidence:
     """The real stack exists: its outputs name the buckets and S3 answers for them."""
     import botocore.exceptions
@@ -287,68 +263,7 @@ def deploy_stack(ctx: CheckContext) -> str:
 
 
 # ---- S5 ----------------------------------------------------------------------
-def ecs_fargate_cluster(ctx: CheckContext) -> Evidence:
-    from infra import criteria
-
-    return _planned(ctx, criteria.ecs_fargate_cluster)
-
-
-def ecs_task_definitions(ctx: CheckContext) -> Evidence:
-    from infra import criteria
-
-    return _planned(ctx, criteria.ecs_task_definitions)
-
-
-def ecr_repositories(ctx: CheckContext) -> Evidence:
-    from infra import criteria
-
-    return _planned(ctx, criteria.ecr_repositories)
-
-
-def log_groups_with_retention(ctx: CheckContext) -> Evidence:
-    from infra import criteria
-
-    return _planned(ctx, criteria.log_groups_with_retention)
-
-
 # ---- S6 ----------------------------------------------------------------------
-def rds_postgres_multi_az(ctx: CheckContext) -> Evidence:
-    """The env's stack plans a private, encrypted, backed-up PostgreSQL, and prod's plan is Multi-AZ.
-
-    Dev's database may be single-AZ (cost; documented in infra/Pulumi.dev.yaml), so the
-    Multi-AZ half of the criterion is always asserted on prod's own plan, whatever the env.
-    """
-    from infra import criteria
-
-    stack = infra_stack(ctx.env)
-    evidence = _planned(ctx, criteria.rds_postgres_multi_az)
-    if stack in criteria.SINGLE_AZ_STACKS and not evidence.figures["multi_az"]:
-        evidence.message += f" (single-AZ by design for {stack}: infra/Pulumi.{stack}.yaml)"
-    if stack != "prod":
-        prod = _planned(ctx, criteria.rds_postgres_multi_az, stack="prod")
-        evidence.message += f"; stack prod: Multi-AZ, backups {prod.figures['backup_days']} days"
-        evidence.figures["prod_multi_az"] = prod.figures["multi_az"]
-    return evidence
-
-
-def security_group_chain(ctx: CheckContext) -> Evidence:
-    from infra import criteria
-
-    return _planned(ctx, criteria.security_group_chain)
-
-
-def alb_https(ctx: CheckContext) -> Evidence:
-    from infra import criteria
-
-    return _planned(ctx, criteria.alb_https)
-
-
-def nat_gateways(ctx: CheckContext) -> Evidence:
-    from infra import criteria
-
-    return _planned(ctx, criteria.nat_gateways, _config(ctx).nat_gateways == "per_az")
-
-
 # ---- S7 ----------------------------------------------------------------------
 def infra_workflow_stages(ctx: CheckContext) -> Evidence:
     from infra.workflows import steps_text, triggers
@@ -416,81 +331,15 @@ def status_badges(ctx: CheckContext) -> Evidence:
 
 
 # ---- S8 / S9 -----------------------------------------------------------------
-def prefect_behind_https_alb(ctx: CheckContext) -> Evidence:
-    from infra import criteria
-
-    return _planned(ctx, criteria.prefect_behind_https_alb)
-
-
-def prefect_service_resilient(ctx: CheckContext) -> Evidence:
-    from infra import criteria
-
-    return _planned(ctx, criteria.prefect_service_resilient)
-
-
-def prefect_logs_to_cloudwatch(ctx: CheckContext) -> Evidence:
-    from infra import criteria
-
-    return _planned(ctx, criteria.prefect_logs_to_cloudwatch)
-
-
-def prefect_worker_service(ctx: CheckContext) -> Evidence:
-    from infra import criteria
-
-    return _planned(ctx, criteria.prefect_worker_service)
-
-
 # ---- S11 / S20 ---------------------------------------------------------------
-def monitoring_dashboard(ctx: CheckContext) -> Evidence:
-    from infra import criteria
-
-    return _planned(ctx, criteria.monitoring_dashboard)
-
-
-def monitoring_alarms(ctx: CheckContext) -> Evidence:
-    from infra import criteria
-
-    return _planned(ctx, criteria.monitoring_alarms)
-
-
-def alerts_topic(ctx: CheckContext) -> Evidence:
-    from infra import criteria
-
-    return _planned(ctx, criteria.alerts_topic)
-
-
-def pipeline_dashboard_and_alerting(ctx: CheckContext) -> Evidence:
-    from infra import criteria
-
-    return _planned(ctx, criteria.pipeline_dashboard_and_alerting)
-
-
 # ---- S12 / S13 / S19 ---------------------------------------------------------
-def dbt_task_definition(ctx: CheckContext) -> Evidence:
-    from infra import criteria
-
-    return _planned(ctx, criteria.dbt_task_definition)
-
-
 def glue_job_and_catalog(ctx: CheckContext) -> Evidence:
     from infra import criteria
 
     return _planned(ctx, criteria.glue_job_and_catalog, ctx.root)
 
 
-def api_gateway_lambda(ctx: CheckContext) -> Evidence:
-    from infra import criteria
-
-    return _planned(ctx, criteria.api_gateway_lambda)
-
-
 # ---- S21 ---------------------------------------------------------------------
-def security_hardening(ctx: CheckContext) -> Evidence:
-    from infra import criteria
-
-    return _planned(ctx, criteria.security_hardening)
-
-
 def policy_scan_clean(ctx: CheckContext) -> Evidence:
     """Every policy rule holds on the plan of the program in ``ctx.root``."""
     from infra.criteria import NotMet
