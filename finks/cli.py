@@ -42,8 +42,21 @@ app = typer.Typer(
 EnvOpt = Annotated[str, typer.Option("--env", "-e", help="local | dev | staging | prod", envvar="FINKS_ENV")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")]
 NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="exit 3 at once if another run holds a lock it needs")]
+OwnerOpt = Annotated[str | None, typer.Option("--owner", help="who is on it (default: FINKS_OWNER, else your user name)")]
 
 _W = payloads.Workspace()
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("finks")
+        except PackageNotFoundError:  # a checkout that was never installed
+            number = "unknown"
+        typer.echo(f"finks {number}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -51,6 +64,9 @@ def _global(
     sessions: Annotated[
         Path | None, typer.Option("--sessions", envvar="FINKS_SESSIONS", help="load the plan from another directory")
     ] = None,
+    _show_version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
 ) -> None:
     _W.sessions = sessions
 
@@ -118,7 +134,8 @@ def next_(env: EnvOpt = "local", as_json: JsonOpt = False) -> None:
     for r in doc["sessions"]:
         slack = r["slack_hours"]
         tag = "critical" if slack == 0 else f"slack {slack:g}h"
-        typer.echo(f"{r['id']:<4} {plan.sessions[r['id']].title:<44} {r['status']:<11} {tag:<12} {r['command']}")
+        typer.echo(f"{r['id']:<4} {plan.sessions[r['id']].title:<44} {r['status']:<11} {tag:<12} {r['command']}"
+                   + (f"  ({r['note']})" if r.get("note") else ""))
 
 
 @app.command("plan")
@@ -144,10 +161,15 @@ def graph(
     fmt: Annotated[str, typer.Option("--format", "-f", help="mermaid | dot | json | svg | png")] = "mermaid",
     env: EnvOpt = "local",
     out: Annotated[Path | None, typer.Option("--out", help="svg, png: write to this file")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the JSON graph document (the same as --format json)")] = False,
 ) -> None:
     """The dependency graph as Mermaid, Graphviz dot or JSON; drawn as svg or png with --env's statuses."""
     from finks.graph import to_data, to_dot, to_mermaid
 
+    if as_json:
+        if fmt not in ("mermaid", "json"):  # mermaid: the default, not asked for
+            raise UsageError(f"--json is --format json, not {fmt!r}", hint="give one of them")
+        fmt = "json"
     if fmt in ("svg", "png"):
         from finks.diagram import draw
 
@@ -268,9 +290,9 @@ def prime(sid: str, env: EnvOpt = "local", as_json: JsonOpt = False) -> None:
 
 
 # ---- commands that run things ----------------------------------------------
-def _report_summary(summary: RunSummary, runner: Runner, as_json: bool) -> None:
+def _report_summary(summary: RunSummary, runner: Runner, as_json: bool, kind: str = "run") -> None:
     if as_json:
-        _echo_json("run", payloads.run(summary, runner.plan, runner.root))
+        _echo_json(kind, payloads.run(summary, runner.plan, runner.root))
     else:
         doc = summary.to_dict()
         c = doc["counts"]
@@ -294,13 +316,14 @@ def _report_summary(summary: RunSummary, runner: Runner, as_json: bool) -> None:
         raise typer.Exit(1)
 
 
-def _runner(env: str, jobs: int, as_json: bool, verbose: bool = False, no_wait: bool = False) -> Runner:
+def _runner(env: str, jobs: int, as_json: bool, verbose: bool = False, no_wait: bool = False,
+            owner: str | None = None) -> Runner:
     from finks.reporters import QuietReporter, TextReporter
     from finks.runner import Runner
 
     reporter: Reporter = QuietReporter() if as_json else TextReporter(verbose=verbose)
     return Runner(_plan(), _W.check_env(env), _root(), _W.state_dir(), reporter, jobs=jobs, wait=not no_wait,
-                  on_wait=lambda line: typer.echo(line, err=True))
+                  on_wait=lambda line: typer.echo(line, err=True), owner=owner)
 
 
 @app.command()
@@ -314,16 +337,18 @@ def run(
     force: Annotated[bool, typer.Option("--force", help="re-run sessions that are already complete")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show output excerpts of failing checks")] = False,
     no_wait: NoWaitOpt = False,
+    owner: OwnerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run sessions: their task actions, then their checks; record evidence; write handoffs.
 
     Runs of other sessions may go on at the same time; a session another run
-    holds is waited for (or, with --no-wait, exit 3).
+    holds is waited for (or, with --no-wait, exit 3). A session claimed by
+    another owner runs, with a warning on stderr.
     """
     from finks.graph import resolve, whole_plan
 
-    runner = _runner(env, jobs, as_json, verbose, no_wait)
+    runner = _runner(env, jobs, as_json, verbose, no_wait, owner)
     if all_ == bool(selector):
         raise UsageError("give a selector or --all (not both)", hint="e.g. 'finks run s8' or 'finks run --all'")
     selection = whole_plan(runner.plan) if all_ else resolve(runner.plan, selector or "")
@@ -342,6 +367,32 @@ def run(
             raise typer.Exit(1)  # as the run would: something in it is blocked
         return
     _report_summary(summary, runner, as_json)
+
+
+@app.command()
+def verify(
+    selector: Annotated[str | None, typer.Argument(help="s8, +s8, s8+, week3, area:NAME, lists (s1,s2)")] = None,
+    env: EnvOpt = "local",
+    all_: Annotated[bool, typer.Option("--all", help="the whole plan")] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=16, help="sessions checked in parallel")] = 1,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show output excerpts of failing checks")] = False,
+    no_wait: NoWaitOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run sessions' checks only (no task actions, no deploys) and record their verdicts.
+
+    How an existing environment is graded and drift is caught: every selected
+    session is checked, complete or not, blocked or not. Exit 1 when any
+    criterion failed or has no accepted evidence (unverified).
+    """
+    from finks.graph import resolve, whole_plan
+
+    runner = _runner(env, jobs, as_json, verbose, no_wait)
+    if all_ == bool(selector):
+        raise UsageError("give a selector or --all (not both)", hint="e.g. 'finks verify s3 --env dev' or 'finks verify --all'")
+    selection = whole_plan(runner.plan) if all_ else resolve(runner.plan, selector or "")
+    summary = runner.run(selection, verify=True)
+    _report_summary(summary, runner, as_json, kind="verify")
 
 
 @app.command()
@@ -392,6 +443,51 @@ def reset(sid: str, env: EnvOpt = "local",
         typer.confirm(f"forget every run of {s.id} on {env}?", abort=True)
     _store(env).reset(s.id)
     typer.echo(f"{s.id} reset on {env}: it is now {_board(env)[1].session(s.id).status}")
+
+
+@app.command()
+def claim(
+    sid: str,
+    owner: OwnerOpt = None,
+    lease: Annotated[str, typer.Option("--lease", help="how long the claim holds unless renewed: 30m, 4h, 1d")] = "4h",
+    steal: Annotated[bool, typer.Option("--steal", help="take over another owner's live claim")] = False,
+    env: EnvOpt = "local",
+    as_json: JsonOpt = False,
+) -> None:
+    """Say you are on a session: status shows it claimed, next offers it last, others' runs warn.
+
+    Claiming your own claim again renews its lease. Another owner's live claim
+    is refused (exit 1, naming the holder and its expiry) unless --steal. When
+    the lease expires the session is free again.
+    """
+    from finks.state import default_owner, parse_lease
+
+    seconds = parse_lease(lease)
+    s = _plan().session(sid)
+    who = owner or default_owner()
+    took, replaced = _store(env).claim(s.id, who, seconds, steal=steal)
+    doc = payloads.claim_(env, took, replaced)
+    if as_json:
+        _echo_json("claim", doc)
+        return
+    how = "" if replaced is None else " (renewed)" if replaced.owner == who else f" (taken over from {replaced.owner})"
+    typer.echo(f"{s.id} claimed by {who} on {env} until {took.expires_at} ({lease}){how}")
+
+
+@app.command()
+def release(sid: str, owner: OwnerOpt = None, env: EnvOpt = "local", as_json: JsonOpt = False) -> None:
+    """Give up your claim on a session (exit 1 if someone else holds it)."""
+    from finks.state import default_owner
+
+    s = _plan().session(sid)
+    who = owner or default_owner()
+    released = _store(env).release(s.id, who)
+    doc = payloads.release(env, s.id, who, released)
+    if as_json:
+        _echo_json("claim", doc)
+        return
+    typer.echo(f"{s.id} released by {who} on {env}" if released else
+               f"{s.id} is not claimed on {env}: nothing to release")
 
 
 def main() -> None:

@@ -108,7 +108,7 @@ def status_dot(plan: Plan, sched: Schedule, statuses: Mapping[str, SessionState]
                      f"tooltip={_q(f'{dep} → {sid}' + (' (critical path)' if on_path else ''))}"]
             if on_path:
                 attrs += [f'color="{CRITICAL}"', "penwidth=3"]
-            out.append(f"  {dep} -> {sid} [{', '.join(attrs)}];")
+            out.append(f'  "{dep}" -> "{sid}" [{", ".join(attrs)}];')
     out += _gate_edges(plan, weeks)
     out.append("}")
     return "\n".join(out) + "\n"
@@ -136,7 +136,7 @@ def _session_node(plan: Plan, sid: str, sched: Schedule, statuses: Mapping[str, 
         attrs[3:3] = ['style="rounded,filled,dashed"']
     if link:
         attrs.append(f'URL="#session-{sid}"')
-    return f"{sid} [{', '.join(attrs)}];"
+    return f'"{sid}" [{", ".join(attrs)}];'
 
 
 def _gate_node(gid: str, week: int, title: str, gates: Mapping[str, GateState] | None) -> str:
@@ -158,14 +158,14 @@ def _gate_edges(plan: Plan, weeks: dict[int, list[str]]) -> list[str]:
         before = weeks.get(gate.week, [])
         after = weeks.get(gate.week + 1, [])
         for sid in before:
-            out.append(f"  {sid} -> gate_{gate.id} [style=invis];")
+            out.append(f'  "{sid}" -> gate_{gate.id} [style=invis];')
         for sid in after:
-            out.append(f"  gate_{gate.id} -> {sid} [style=invis];")
+            out.append(f'  gate_{gate.id} -> "{sid}" [style=invis];')
         attrs = 'class="gate-link", style=dashed, color="#90a4ae", arrowhead=none'
         if before:
-            out.append(f"  {before[-1]} -> gate_{gate.id} [ltail=cluster_week{gate.week}, {attrs}];")
+            out.append(f'  "{before[-1]}" -> gate_{gate.id} [ltail=cluster_week{gate.week}, {attrs}];')
         if after:
-            out.append(f"  gate_{gate.id} -> {after[0]} [lhead=cluster_week{gate.week + 1}, {attrs}];")
+            out.append(f'  gate_{gate.id} -> "{after[0]}" [lhead=cluster_week{gate.week + 1}, {attrs}];')
     return out
 
 

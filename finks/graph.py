@@ -30,9 +30,8 @@ def edges(plan: Plan, gates: bool = False) -> dict[str, list[str]]:
 
 
 def _key(plan: Plan, node: str) -> tuple[int, int]:
-    """Among nodes ready at once: sessions by number, then gates by week."""
-    session = plan.sessions.get(node)
-    return (0, session.number) if session is not None else (1, plan.gates[node].week)
+    """Among nodes ready at once: sessions in plan order, then gates by week."""
+    return (0, plan.position(node)) if node in plan.sessions else (1, plan.gates[node].week)
 
 
 def _children(graph: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -208,7 +207,16 @@ def resolve(plan: Plan, selector: str) -> Selection:
     if not any(token.startswith("+") for token in tokens):
         return Selection(tuple(ids), frozenset(ids))
     cores = (token.strip("+").lower() for token in tokens)
-    return Selection(tuple(ids), frozenset(plan.session(core).id for core in cores if core.startswith("s")))
+    return Selection(tuple(ids), frozenset(plan.session(core).id for core in cores if not _is_group(core)))
+
+
+def _is_group(token: str) -> bool:
+    """A selector word for many sessions (all, weekN, area:NAME), not a session id.
+
+    No session may be called ``all`` or ``weekN`` (finks.models), and ``:`` is
+    no part of an id; ``-`` is, so ``prefect-server`` is one id, never a range.
+    """
+    return token in ("all", "*") or (token.startswith("week") and token[4:].isdigit()) or token.startswith("area:")
 
 
 def whole_plan(plan: Plan) -> Selection:
@@ -225,11 +233,12 @@ def named(plan: Plan, sids: Iterable[str]) -> Selection:
 def select(plan: Plan, selector: str) -> list[str]:
     """Resolve a selector to sessions in dependency order.
 
-    ``s8``; ``+s8`` (with its upstream: with strict gates, also every session
-    the gates before it wait for); ``s8+`` (with its downstream, by
-    dependencies); ``week3``; ``area:dbt`` (substring of the area); ``all``;
-    comma- or space-separated lists of these. A selector that matches nothing
-    is an error. The order is the one finks enforces.
+    ``s8`` (any session id, ``prefect-server`` too); ``+s8`` (with its
+    upstream: with strict gates, also every session the gates before it wait
+    for); ``s8+`` (with its downstream, by dependencies); ``week3``;
+    ``area:dbt`` (substring of the area); ``all``; comma- or space-separated
+    lists of these. A selector that matches nothing is an error. The order is
+    the one finks enforces.
     """
     chosen: set[str] = set()
     for part in selector.replace(",", " ").split():
@@ -263,7 +272,7 @@ def _select_one(plan: Plan, part: str) -> set[str]:
     except UsageError:
         hint = _suggest(core, list(plan.sessions))
         raise UsageError(
-            f"selector {part!r} matches no session", hint=hint or "use sN, +sN, sN+, weekN, area:NAME or all"
+            f"selector {part!r} matches no session", hint=hint or "use ID, +ID, ID+, weekN, area:NAME or all"
         ) from None
     found = {sid}
     if with_up:
@@ -281,13 +290,23 @@ def to_data(plan: Plan) -> dict[str, Any]:
     }
 
 
+def _mermaid_id(sid: str) -> str:
+    # A '-' in a Mermaid node id can read as the start of an edge: S16 stays S16, a-b is A_B.
+    return sid.upper().replace("-", "_")
+
+
+def _dot_id(sid: str) -> str:
+    # A Graphviz id with a '-' must be quoted; s16 stays bare.
+    return sid if sid.replace("_", "").isalnum() else f'"{sid}"'
+
+
 def to_mermaid(plan: Plan) -> str:
     lines = ["graph TD"]
     for sid, s in plan.sessions.items():
-        lines.append(f'    {sid.upper()}["{sid.upper()}: {s.title}"]')
+        lines.append(f'    {_mermaid_id(sid)}["{sid.upper()}: {s.title}"]')
     for sid, s in plan.sessions.items():
         for dep in s.depends_on:
-            lines.append(f"    {dep.upper()} --> {sid.upper()}")
+            lines.append(f"    {_mermaid_id(dep)} --> {_mermaid_id(sid)}")
     return "\n".join(lines) + "\n"
 
 
@@ -295,9 +314,9 @@ def to_dot(plan: Plan) -> str:
     lines = ["digraph finks {", "  rankdir=LR;", "  node [shape=box];"]
     for sid, s in plan.sessions.items():
         label = f"{sid.upper()}\\n{s.title}".replace('"', "'")
-        lines.append(f'  {sid} [label="{label}"];')
+        lines.append(f'  {_dot_id(sid)} [label="{label}"];')
     for sid, s in plan.sessions.items():
         for dep in s.depends_on:
-            lines.append(f"  {dep} -> {sid};")
+            lines.append(f"  {_dot_id(dep)} -> {_dot_id(sid)};")
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -1,14 +1,29 @@
-"""Handoff notes (the plan's "Handoff Documentation" format) and context primes."""
+"""Handoff notes (the plan's "Handoff Documentation" format) and context primes.
+
+A plan's notes live beside it: ``handoffs/<env>/`` next to its sessions
+directory (for this repository, ``handoffs/`` at its root), or where its
+``gates.yaml`` says (``handoffs: path``); FINKS_HANDOFFS overrides both.
+
+Every note ends with one machine-readable line naming the run it was written
+from (:data:`ORIGIN_MARK`). A prime presents a predecessor's note as current
+only when this environment's history backs it (its latest run of that
+predecessor is the note's run); any other note, such as one committed from
+another machine, is labelled with its run, date and commit.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from finks.loader import Plan
 from finks.outcomes import FAILING, Outcome, SessionOutcome, SessionState, Verdict
-from finks.state import SessionRun, StateStore
+from finks.state import History, SessionRun, StateStore
 from finks.status import StatusBoard
 from finks.verdicts import LEGEND
 from finks.verdicts import MARK as VERDICT_MARK
@@ -20,14 +35,71 @@ VERDICT_WORDS = {Verdict.verified: "verified", Verdict.planned: "planned (Pulumi
                  Verdict.unverified: "unverified", Verdict.failed: "failed"}
 
 
-def handoffs_dir(root: Path) -> Path:
-    """handoffs/ in the repository; FINKS_HANDOFFS moves it (tests, read-only checkouts)."""
-    return Path(os.environ.get("FINKS_HANDOFFS") or root / "handoffs")
+# The last line of every note: where it came from, for primes to check against the history.
+ORIGIN_MARK = "<!-- finks:handoff "
+_ORIGIN_LINE = re.compile(r"^<!-- finks:handoff (\{.*\}) -->$", re.MULTILINE)
+# Notes written before the origin line: their first bullet says as much.
+_LEGACY_LINE = re.compile(r"^- Environment: `(?P<env>[^`]+)` · run `(?P<run_id>[^`]+)` · started (?P<started_at>\S+)"
+                          r" · git (?P<commit>\S+)", re.MULTILINE)
+
+
+def handoffs_dir(root: Path, plan: Plan | None = None) -> Path:
+    """Where a plan's notes go: FINKS_HANDOFFS (tests, read-only checkouts), else the plan's own
+    folder (beside its sessions directory, or the one its gates.yaml names), else root/handoffs."""
+    override = os.environ.get("FINKS_HANDOFFS")
+    if override:
+        return Path(override)
+    if plan is not None and plan.handoffs is not None:
+        return plan.handoffs
+    return root / "handoffs"
 
 
 def handoff_path(root: Path, env: str, plan: Plan, sid: str) -> Path:
-    session = plan.sessions[sid]
-    return handoffs_dir(root) / env / f"s{session.number:02d}-{session.slug}.md"
+    return handoffs_dir(root, plan) / env / f"{plan.sessions[sid].file_stem}.md"
+
+
+@dataclass(frozen=True)
+class HandoffOrigin:
+    """The run a note was written from (None: the note does not say)."""
+
+    run_id: str | None
+    started_at: str | None
+    commit: str | None
+    env: str | None = None
+
+
+def read_origin(text: str) -> HandoffOrigin:
+    """The origin a note records: its machine-readable line, else (an older note) its first bullet."""
+    found = _ORIGIN_LINE.search(text)
+    if found:
+        try:
+            data: dict[str, Any] = json.loads(found.group(1))
+            return HandoffOrigin(data.get("run_id"), data.get("started_at"), data.get("commit"), data.get("env"))
+        except ValueError:
+            pass
+    legacy = _LEGACY_LINE.search(text)
+    if legacy:
+        commit = legacy.group("commit")
+        return HandoffOrigin(legacy.group("run_id"), legacy.group("started_at"),
+                             None if commit == "unknown" else commit, legacy.group("env"))
+    return HandoffOrigin(None, None, None)
+
+
+def _without_origin(text: str) -> str:
+    return _ORIGIN_LINE.sub("", text).strip()
+
+
+def _git_words(git: dict[str, Any]) -> str:
+    """``git 0381211abc12``, ``… (dirty: 2 files: a.py, b.py)``: the tree a run saw, finks' own notes aside."""
+    words = f"git {git.get('commit') or 'unknown'}"
+    if not git.get("dirty"):
+        return words
+    files = git.get("dirty_files")
+    if not files:
+        return words + " (dirty)"
+    count = git.get("dirty_count", len(files))
+    shown = ", ".join(f"`{f}`" for f in files[:5]) + (", …" if count > 5 else "")
+    return words + f" (dirty: {count} file{'s' if count != 1 else ''}: {shown})"
 
 
 def _changed_files(root: Path, since: str | None, paths: tuple[str, ...]) -> list[str]:
@@ -55,14 +127,13 @@ def render_handoff(plan: Plan, env: str, root: Path, store: StateStore, sid: str
     history = store.history()
     run: SessionRun | None = history.latest(sid)
     board = StatusBoard(plan, store, root, history)
-    lines = [f"## Session {session.number} Handoff — {session.title}", ""]
+    lines = [f"## {session.label} Handoff — {session.title}", ""]
     if run is None:
         return "\n".join(lines + ["No run recorded yet: run 'finks run " + sid + "'."]) + "\n"
     outcome = VERDICT.get(run.outcome, run.outcome) if run.outcome else "interrupted"
     judged = board.verdict(sid, run)
     lines += [
-        f"- Environment: `{env}` · run `{run.run_id}` · started {run.started_at}"
-        f" · git {run.git.get('commit') or 'unknown'}{' (dirty)' if run.git.get('dirty') else ''}",
+        f"- Environment: `{env}` · run `{run.run_id}` · started {run.started_at} · {_git_words(run.git)}",
         f"- Outcome: **{outcome}** · {judged.summary()}" + (f" in {run.duration_s:.0f}s" if run.duration_s else ""),
         f"- Evidence policy: `{env}` {'accepts' if judged.accept_planned else 'does not accept'} planned evidence",
         "",
@@ -134,10 +205,14 @@ def render_handoff(plan: Plan, env: str, root: Path, store: StateStore, sid: str
         lines.append(f"- {VERDICT_MARK[cv.verdict]} {cv.text}: {cv.remedy}")
     if not blocking and not judged.pending:
         lines.append("- none")
+    origin = {"session": sid, "env": env, "run_id": run.run_id, "started_at": run.started_at,
+              "commit": run.git.get("commit"), "dirty": run.git.get("dirty")}
+    lines += ["", ORIGIN_MARK + json.dumps(origin, separators=(",", ":")) + " -->"]
     return "\n".join(lines) + "\n"
 
 
 def write_handoff(plan: Plan, env: str, root: Path, store: StateStore, sid: str) -> Path:
+    """Write the note into this plan's handoffs folder (:func:`handoffs_dir`), atomically."""
     path = handoff_path(root, env, plan, sid)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".md.tmp")
@@ -162,9 +237,32 @@ def _layout(root: Path, paths: tuple[str, ...], depth: int = 2) -> list[str]:
     return out
 
 
+def _provenance(dep: str, env: str, origin: HandoffOrigin, history: History) -> str:
+    """Empty when this environment's history backs the note (its latest run of dep wrote it);
+    otherwise the line that says where the note came from."""
+    latest = history.latest(dep)
+    if latest is not None and origin.run_id == latest.run_id:
+        return ""
+    if origin.run_id is None:
+        where = "a note that names no run"
+    else:
+        where = (f"from run `{origin.run_id}` on {origin.started_at or 'an unknown date'} "
+                 f"at commit {origin.commit or 'unknown'}")
+    known = {r.run_id for r in history.runs.get(dep, [])}
+    if origin.run_id is not None and origin.run_id in known and latest is not None:
+        why = f"not the latest run of {dep} on `{env}` (that is `{latest.run_id}`, {latest.started_at})"
+        todo = f"'finks handoff {dep} --env {env} --write' rewrites it"
+    else:
+        why = "not in this environment's history"
+        todo = (f"this environment's latest run of {dep} is `{latest.run_id}`: 'finks handoff {dep} --env {env} "
+                f"--write' rewrites the note from it" if latest is not None else
+                f"run 'finks run {dep} --env {env}' for evidence of its own")
+    return f"> ⚠️ Not this environment's evidence: {dep}'s handoff below is {where}, {why}; {todo}."
+
+
 def render_prime(plan: Plan, env: str, root: Path, store: StateStore, sid: str) -> str:
     session = plan.sessions[sid]
-    lines = [f"# Context prime — Session {session.number}: {session.title}", ""]
+    lines = [f"# Context prime — {session.label}: {session.title}", ""]
     lines.append(f"Week {session.week} · area `{session.area}` · estimate {session.estimate_hours}"
                  + (f" · difficulty {'⭐' * session.difficulty}" if session.difficulty else ""))
     lines.append(f"Depends on: {', '.join(session.depends_on) or 'nothing'} · environment `{env}`")
@@ -176,7 +274,8 @@ def render_prime(plan: Plan, env: str, root: Path, store: StateStore, sid: str) 
     for i, task in enumerate(session.tasks, 1):
         lines.append(f"{i}. {task.title}" + (f" ({task.minutes} min)" if task.minutes else ""))
         lines += [f"   - {d}" for d in task.details]
-    judged = StatusBoard(plan, store, root).verdict(sid)
+    history = store.history()
+    judged = StatusBoard(plan, store, root, history).verdict(sid)
     verdicts = {c.text: c for c in judged.criteria}
     lines += ["", "## Success criteria (each is checked by `finks run`)", "",
               f"_Verdicts on `{env}` from its latest run; {LEGEND}. `{env}` "
@@ -199,7 +298,9 @@ def render_prime(plan: Plan, env: str, root: Path, store: StateStore, sid: str) 
     for dep in session.depends_on:
         path = handoff_path(root, env, plan, dep)
         if path.exists():
-            lines += ["", path.read_text(encoding="utf-8").strip()]
+            text = path.read_text(encoding="utf-8")
+            note = _provenance(dep, env, read_origin(text), history)
+            lines += ["", *([note, ""] if note else []), _without_origin(text)]
         else:
             lines.append(f"- {dep}: no handoff yet for `{env}` (run 'finks run {dep} --env {env}')")
     lines += ["", "## Repository layout of this area", "```"] + _layout(root, session.deliverables) + ["```"]

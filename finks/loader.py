@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,14 @@ def _validation_problems(path: Path, data: Any, exc: ValidationError) -> list[st
 
 @dataclass
 class Plan:
-    """The loaded plan: sessions by id (in id order) and the gates."""
+    """The loaded plan: sessions by id (in plan order) and the gates.
+
+    Plan order is the order of the session files, compared naturally
+    (``s2.yaml`` before ``s10.yaml``): ``s00-…`` … ``s22-…`` here, whatever
+    order a team gives its files elsewhere. ``handoffs``: where this plan's
+    handoff notes go (``gates.yaml`` ``handoffs:``, else ``handoffs/`` beside
+    the plan directory); FINKS_HANDOFFS overrides it (finks.handoff).
+    """
 
     directory: Path
     sessions: dict[str, Session]
@@ -132,6 +140,14 @@ class Plan:
     strict_gates: bool = True
     files: dict[str, Path] = field(default_factory=dict)
     policies: dict[str, EnvPolicy] = field(default_factory=default_policies)
+    handoffs: Path | None = None
+    _positions: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def position(self, sid: str) -> int:
+        """The session's place in plan order: what breaks ties between sessions ready at once."""
+        if len(self._positions) != len(self.sessions):
+            self._positions = {s: i for i, s in enumerate(self.sessions)}
+        return self._positions[sid]
 
     def accepts_planned(self, env: str) -> bool:
         """Whether planned evidence (Pulumi mocks) suffices on ``env`` (gates.yaml ``environments:``)."""
@@ -140,8 +156,8 @@ class Plan:
 
     def session(self, sid: str) -> Session:
         key = sid.lower()
-        if key.startswith("s") and key[1:].isdigit():
-            key = f"s{int(key[1:])}"
+        if key not in self.sessions and key.startswith("s") and key[1:].isdigit():
+            key = f"s{int(key[1:])}"  # s08 is s8
         if key not in self.sessions:
             hint = _suggest(key, list(self.sessions))
             raise UsageError(f"unknown session {sid!r}", hint=hint or "run 'finks status' to list them")
@@ -174,6 +190,11 @@ class Plan:
         return out
 
 
+def natural_key(text: str) -> list[tuple[int, int | str]]:
+    """Digits compare as numbers: ``s2`` before ``s10``, ``s10`` before ``s100``."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text.lower()) if part]
+
+
 def _suggest(word: str, choices: list[str]) -> str:
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
     return f"did you mean {close[0]}?" if close else ""
@@ -196,7 +217,7 @@ def load_plan(directory: Path | None = None, root: Path | None = None) -> Plan:
     problems: list[str] = []
     sessions: dict[str, Session] = {}
     raw: dict[str, tuple[Path, _LineMap]] = {}
-    files = sorted(p for p in directory.glob("*.y*ml") if p.name != GATES_FILE)
+    files = sorted((p for p in directory.glob("*.y*ml") if p.name != GATES_FILE), key=lambda p: (natural_key(p.name), p.name))
     if not files:
         raise PlanError([f"{directory}: no session files (*.yaml) found"])
     for path in files:
@@ -230,9 +251,10 @@ def load_plan(directory: Path | None = None, root: Path | None = None) -> Plan:
         problems.extend(_dependency_problems(sessions, raw))
     if not problems:
         problems.extend(_gate_problems(gates, sessions, directory / GATES_FILE))
-    ordered = dict(sorted(sessions.items(), key=lambda kv: kv[1].number))
+    ordered = sessions  # in file order, which is plan order
+    handoffs = directory / gate_file.handoffs if gate_file.handoffs else directory.parent / "handoffs"
     plan = Plan(directory, ordered, gates, gate_file.strict, {sid: raw[sid][0] for sid in ordered},
-                gate_file.policies())
+                gate_file.policies(), handoffs.resolve())
     if not problems and plan.strict_gates:
         problems.extend(_gated_cycle(plan, directory / GATES_FILE))
     if problems:

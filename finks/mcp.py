@@ -12,8 +12,11 @@ structured content, and a short text summary::
     plan                                                   plan
     prime    session, env                                  prime
     handoff  session, env, write                           handoff
-    run      selector, env, dry_run, force, jobs, wait     run (+ progress notifications)
+    run      selector, env, dry_run, force, jobs, wait,    run (+ progress notifications)
+             owner
     gate     gate, env, wait                               gate
+    claim    session, owner, lease, steal, env             claim
+    release  session, owner, env                           claim
 
 Resources (markdown): ``finks://handoff/{env}/{session}``,
 ``finks://prime/{session}`` (env from ``FINKS_ENV``, else local) and
@@ -26,9 +29,15 @@ call the synchronous runner in a worker thread: each event it emits reaches
 the client as a progress notification whose message is the line the console
 reporter prints, sent through the event loop (:class:`ProgressReporter`).
 
-Adding a tool (``claim``/``release`` next) is one function under
-:func:`build_server`: build its document in :mod:`finks.payloads`, return
-``_result(kind, payload, text)`` from inside ``_guard``.
+``claim`` says an agent is on a session (status: "claimed by NAME, 2 h
+left"; ``next`` offers it after the unclaimed ones; another owner's ``run``
+of it warns in a progress notification); ``release`` gives it up. A live
+claim of another owner is refused (exit code 1 in the error) unless
+``steal``. ``owner`` defaults to FINKS_OWNER, else the user name.
+
+Adding a tool is one function under :func:`build_server`: build its document
+in :mod:`finks.payloads`, return ``_result(kind, payload, text)`` from inside
+``_guard``.
 """
 
 from __future__ import annotations
@@ -59,6 +68,8 @@ Env = Annotated[str | None, Field(description="local | dev | staging | prod (def
 Sid = Annotated[str, Field(description="a session id, e.g. s16")]
 READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
+CLAIM = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
+Owner = Annotated[str | None, Field(description="who is on it (default: FINKS_OWNER, else the user name)")]
 
 INSTRUCTIONS = """finks builds and proves a data platform session by session (a plan of sessions s0…s22 with
 weekly gates). Typical loop: `next` (what is ready) → `prime` (the context to start a session) → work →
@@ -170,7 +181,8 @@ def _next_text(doc: dict[str, Any]) -> str:
     def tag(slack: float) -> str:
         return "critical" if slack == 0 else f"slack {slack:g}h"
 
-    return "\n".join(f"{r['id']} {r['status']} ({tag(r['slack_hours'])}): {r['command']}" for r in doc["sessions"])
+    return "\n".join(f"{r['id']} {r['status']} ({tag(r['slack_hours'])}): {r['command']}"
+                     + (f" — {r['note']}" if r.get("note") else "") for r in doc["sessions"])
 
 
 def _why_text(doc: dict[str, Any]) -> str:
@@ -283,6 +295,7 @@ def build_server(ws: payloads.Workspace) -> MCPServer:
         force: Annotated[bool, Field(description="re-run sessions already complete")] = False,
         jobs: Annotated[int, Field(ge=1, le=16, description="sessions run in parallel")] = 1,
         wait: Annotated[bool, Field(description="wait for a session another run holds (else an error)")] = True,
+        owner: Owner = None,
     ) -> Doc:
         """Run sessions: their task actions, then their checks; record evidence; write handoff notes.
 
@@ -293,7 +306,7 @@ def build_server(ws: payloads.Workspace) -> MCPServer:
             anyio.from_thread.run(functools.partial(ctx.report_progress, progress, total, message), token=token)
 
         return await anyio.to_thread.run_sync(
-            lambda: _guard(lambda: _run(ws, selector, _env(env), dry_run, force, jobs, wait, send)))
+            lambda: _guard(lambda: _run(ws, selector, _env(env), dry_run, force, jobs, wait, send, owner)))
 
     @server.tool(annotations=WRITE)
     async def gate(gate: Annotated[str, Field(description="a gate id, e.g. week1")], ctx: Context,
@@ -317,27 +330,64 @@ def build_server(ws: payloads.Workspace) -> MCPServer:
 
         return await anyio.to_thread.run_sync(lambda: _guard(build))
 
+    @server.tool(annotations=CLAIM)
+    def claim(session: Sid, owner: Owner = None,
+              lease: Annotated[str, Field(description="how long it holds unless renewed: 30m, 4h, 1d")] = "4h",
+              steal: Annotated[bool, Field(description="take over another owner's live claim")] = False,
+              env: Env = None) -> Doc:
+        """Say who is on a session, for a lease: status shows it claimed, `next` offers it after the
+        unclaimed ones, another owner's run warns. Claiming your own claim again renews it."""
+        def build() -> CallToolResult:
+            from finks.state import default_owner, parse_lease
+
+            seconds = parse_lease(lease)
+            plan, store = ws.plan(), ws.store(_env(env))
+            sid = plan.session(session).id
+            took, replaced = store.claim(sid, owner or default_owner(), seconds, steal=steal)
+            text = f"{sid} claimed by {took.owner} on {_env(env)} until {took.expires_at}" + (
+                "" if replaced is None or replaced.owner == took.owner else f" (taken over from {replaced.owner})")
+            return _result("claim", payloads.claim_(_env(env), took, replaced), text)
+        return _guard(build)
+
+    @server.tool(annotations=CLAIM)
+    def release(session: Sid, owner: Owner = None, env: Env = None) -> Doc:
+        """Give up your claim on a session (an error if another owner holds it)."""
+        def build() -> CallToolResult:
+            from finks.state import default_owner
+
+            plan, store = ws.plan(), ws.store(_env(env))
+            sid = plan.session(session).id
+            who = owner or default_owner()
+            released = store.release(sid, who)
+            text = (f"{sid} released by {who} on {_env(env)}" if released else
+                    f"{sid} is not claimed on {_env(env)}: nothing to release")
+            return _result("claim", payloads.release(_env(env), sid, who, released), text)
+        return _guard(build)
+
     _resources(server, ws)
     return server
 
 
-def _runner(ws: payloads.Workspace, env: str, reporter: ProgressReporter, jobs: int, wait: bool) -> Any:
+def _runner(ws: payloads.Workspace, env: str, reporter: ProgressReporter, jobs: int, wait: bool,
+            owner: str | None = None) -> Any:
     from finks.runner import Runner
 
     return Runner(ws.plan(), ws.check_env(env), ws.root(), ws.state_dir(), reporter, jobs=jobs, wait=wait,
-                  on_wait=reporter.note)
+                  on_wait=reporter.note, owner=owner)
 
 
 def _run(ws: payloads.Workspace, selector: str, env: str, dry_run: bool, force: bool, jobs: int, wait: bool,
-         send: Callable[[float, float | None, str], None]) -> CallToolResult:
+         send: Callable[[float, float | None, str], None], owner: str | None = None) -> CallToolResult:
     """The `run` tool's work, in a worker thread: the same steps as `finks run`."""
     from finks.graph import resolve, whole_plan
     from finks.outcomes import SessionOutcome
 
     reporter = ProgressReporter(send)
-    runner = _runner(ws, env, reporter, jobs, wait)
+    runner = _runner(ws, env, reporter, jobs, wait, owner)
     selection = whole_plan(runner.plan) if selector.strip().lower() == "all" else resolve(runner.plan, selector)
+    warn, runner.on_warn = runner.on_warn, (runner.on_warn if dry_run else None)  # claims: said once, by the run
     preview = runner.run(selection, force=force, dry_run=True)
+    runner.on_warn = warn
     if not dry_run:
         would_run = [sid for sid, o in preview.results.items() if o == SessionOutcome.would_run]
         reporter.total = expected_notifications(runner, would_run) + 1  # and the summary line

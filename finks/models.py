@@ -17,7 +17,11 @@ from finks.outcomes import Grade
 
 # core.environments types its tuple as plain strings; each of them is an Env.
 EVERY_ENV = cast("tuple[Env, ...]", ENVIRONMENTS)
-SESSION_ID = re.compile(r"^s\d{1,2}$")
+# A short slug: s0 … s22 in this repository's plan, anything like s100 or prefect-server in another's.
+SESSION_ID = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+# Words a selector means by themselves: a session may not be called that (graph.select).
+RESERVED_IDS = re.compile(r"^(all|week\d+)$")
+NUMBERED_ID = re.compile(r"^s(\d+)$")
 TARGET = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
 KINDS = ("python", "pytest", "shell", "plan")
 
@@ -158,13 +162,29 @@ class Session(_Strict):
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
-        if not SESSION_ID.match(value):
-            raise ValueError(f"session id {value!r} must look like s0 … s99")
+        if not SESSION_ID.match(value) or value.endswith("-"):
+            raise ValueError(f"session id {value!r} must be a short lowercase slug: a letter, then letters, "
+                             "digits or '-' (at most 40), e.g. s9, s100 or prefect-server")
+        if RESERVED_IDS.match(value):
+            raise ValueError(f"session id {value!r} is a selector word (all, weekN); give the session another id")
         return value
 
     @property
-    def number(self) -> int:
-        return int(self.id[1:])
+    def number(self) -> int | None:
+        """The N of an ``sN`` id (this repository's plan); None for any other id."""
+        found = NUMBERED_ID.match(self.id)
+        return int(found.group(1)) if found else None
+
+    @property
+    def label(self) -> str:
+        """How headings name it: ``Session 16`` for s16, ``Session prefect-server`` otherwise."""
+        return f"Session {self.number}" if self.number is not None else f"Session {self.id}"
+
+    @property
+    def file_stem(self) -> str:
+        """The stem of its handoff note: ``s16-orchestration-flows``, ``prefect-server-…``."""
+        head = f"s{self.number:02d}" if self.number is not None else self.id
+        return f"{head}-{self.slug}"
 
     @property
     def slug(self) -> str:
@@ -205,6 +225,8 @@ def default_policies() -> dict[str, EnvPolicy]:
 
 class GateFile(_Strict):
     strict: bool = True
+    # Where this plan's handoff notes go, relative to the plan directory (default: ../handoffs).
+    handoffs: str | None = Field(default=None, min_length=1)
     environments: dict[Env, EnvPolicy] = Field(default_factory=dict)
     gates: tuple[Gate, ...] = ()
 

@@ -15,6 +15,7 @@ adds the versioned schema (``finks.<kind>/vN``) and makes it JSON-ready.
     prime     a context prime                finks prime         prime
     run       a run summary                  finks run, retry    run
     gate      a gate's evaluation            finks gate          gate
+    claim     a claim taken or released      finks claim, release  claim, release
 
 :class:`Workspace` says where the plan, the repository and the state are, so
 that both shells load them the same way. Nothing here prints or exits.
@@ -32,7 +33,7 @@ from core.errors import UsageError
 if TYPE_CHECKING:
     from finks.loader import Plan
     from finks.runner import RunSummary
-    from finks.state import StateStore
+    from finks.state import Claim, StateStore
     from finks.status import StatusBoard, Why
 
 
@@ -100,7 +101,9 @@ def next_(env: str, plan: Plan, board: StatusBoard) -> dict[str, Any]:
     sched = schedule(plan, "high", gates=True)
     return {"env": env, "all_complete": board.all_complete(), "sessions": [
         {"id": r.sid, "status": r.status, "slack_hours": sched.slack[r.sid],
-         "command": f"finks run {r.sid} --env {env}"} for r in board.next_sessions(sched)]}
+         "command": f"finks run {r.sid} --env {env}",
+         "claim": r.claim_doc(),
+         "note": r.claim.describe(board.now) if r.claim is not None else ""} for r in board.next_sessions(sched)]}
 
 
 def plan_(plan: Plan) -> dict[str, Any]:
@@ -136,6 +139,18 @@ def run(summary: RunSummary, plan: Plan, root: Path) -> dict[str, Any]:
     ran = (SessionOutcome.passed, SessionOutcome.failed, SessionOutcome.unverified, SessionOutcome.not_applicable)
     return {**summary.to_dict(), "handoffs": {
         sid: str(handoff_path(root, summary.env, plan, sid)) for sid, o in summary.results.items() if o in ran}}
+
+
+def claim_(env: str, claim: Claim, replaced: Claim | None) -> dict[str, Any]:
+    """A claim taken (or renewed, or taken over: ``replaced`` is the claim it replaced)."""
+    return {"env": env, "action": "claim", "session": claim.session, "owner": claim.owner,
+            "claim": claim.to_dict(), "replaced": None if replaced is None else replaced.to_dict()}
+
+
+def release(env: str, sid: str, owner: str, released: Claim | None) -> dict[str, Any]:
+    """``released``: the claim given up, None when the session was not claimed."""
+    return {"env": env, "action": "release", "session": sid, "owner": owner, "released": released is not None,
+            "claim": None if released is None else released.to_dict()}
 
 
 def gate(env: str, gid: str, passed: bool, reason: str, status: str | None = None,

@@ -12,8 +12,14 @@ option it does not know, or any changed input takes the ordinary path, which
 stores a fresh memo.
 
 Not remembered: a board with a run under way or interrupted (that depends
-on locks, not files), and inputs modified less than ``RACY_S`` ago (another
-write within the same clock tick would keep their size and mtime).
+on locks, not files), ``--json`` of a board with a live claim (its
+``remaining_s`` moves with the clock), and inputs modified less than
+``RACY_S`` ago (another write within the same clock tick would keep their
+size and mtime). The text of a board with live claims is remembered with a
+``valid_until``: the moment the first "claimed by alice, 2 h left" would read
+differently (or the lease expires and frees the session, no file changing).
+A claim or release is an append to the history, so a memo from before it no
+longer matches.
 
 Imported first by :mod:`finks.cli`: when the process is `finks` (the
 console script, ``python -m finks`` or ``python -m finks.cli``) and its arguments are a plain
@@ -120,6 +126,8 @@ def answer_status(argv: list[str]) -> bool:
             memo = json.load(handle)
         if memo.get("key") != key or not _unchanged(memo):
             return False
+        if memo.get("valid_until") is not None and time.time() >= memo["valid_until"]:
+            return False  # a claim's time left now reads differently, or its lease has expired
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
     sys.stdout.write(memo["text"] + "\n")
@@ -127,8 +135,10 @@ def answer_status(argv: list[str]) -> bool:
     return True
 
 
-def remember(key: dict[str, Any], text: str, files: dict[str, tuple[int, int] | None], dirs: list[str]) -> None:
-    """Store a rendered status with the stat of its inputs; quietly give up on a racy or unwritable one."""
+def remember(key: dict[str, Any], text: str, files: dict[str, tuple[int, int] | None], dirs: list[str],
+             valid_until: float | None = None) -> None:
+    """Store a rendered status with the stat of its inputs (and, if it reads the clock, until when it
+    holds: an epoch time); quietly give up on a racy or unwritable one."""
     now = time.time()
     stats: dict[str, list[int] | None] = {}
     for path, seen in files.items():
@@ -157,7 +167,8 @@ def remember(key: dict[str, Any], text: str, files: dict[str, tuple[int, int] | 
         os.makedirs(os.path.dirname(target), exist_ok=True)
         tmp = f"{target}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump({"key": key, "text": text, "files": stats, "dirs": dir_stats}, handle, separators=(",", ":"))
+            json.dump({"key": key, "text": text, "files": stats, "dirs": dir_stats, "valid_until": valid_until},
+                      handle, separators=(",", ":"))
         os.replace(tmp, target)
     except OSError:
         pass
@@ -202,6 +213,11 @@ def remember_status(before: dict[str, Any], board: Any, text: str, sessions: Any
 
     if any(row.status in (SessionState.in_progress, SessionState.interrupted) for row in board.all()):
         return
+    valid_until = None
+    if board.claims:
+        if as_json:
+            return  # remaining_s moves with the clock
+        valid_until = board.now.timestamp() + min(c.describe_stable_s(board.now) for c in board.claims.values())
     import finks
 
     files = code_files(os.path.dirname(os.path.dirname(os.path.abspath(finks.__file__))))
@@ -209,7 +225,7 @@ def remember_status(before: dict[str, Any], board: Any, text: str, sessions: Any
     files.update(board.hashes.seen)
     files.update(before["files"])
     key = memo_key(sessions, env, as_json, stream.isatty(), _colour(stream))
-    remember(key, text, files, [*before["dirs"], *board.hashes.dirs])
+    remember(key, text, files, [*before["dirs"], *board.hashes.dirs], valid_until)
 
 
 def _is_finks_process() -> bool:

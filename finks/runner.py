@@ -13,6 +13,12 @@ for the sessions of gate week N in the same batch, and the gate is evaluated
 between them; the gates the batch completes are evaluated at its end. A dry
 run walks the same steps without running anything.
 
+A verify run (``run(..., verify=True)``, `finks verify`) runs the checks
+only: no task action (no deploy, no bootstrap) runs, every selected session is
+checked whether or not it is complete, blocked or downstream of a failure,
+and its records carry ``"mode": "verify"``. It grades an environment as it
+is, and catches drift.
+
 Locks (:mod:`finks.state`): a run of a session holds that session's lock and
 those of the shared resources it needs, so runs of independent sessions, in
 this process or others, proceed together while runs of the same session
@@ -24,8 +30,9 @@ StateLockedError naming the holder, before anything has run.
 from __future__ import annotations
 
 import os
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -49,7 +56,7 @@ from finks.graph import Selection
 from finks.loader import Plan
 from finks.models import Action, CheckSpec, Gate, Session
 from finks.outcomes import FAILING, NOT_OK, GateState, SessionOutcome, SessionState
-from finks.state import StateStore, gate_lock, resource_lock, session_lock
+from finks.state import StateStore, default_owner, gate_lock, resource_lock, session_lock
 from finks.status import DONE, StatusBoard
 from finks.verdicts import SessionVerdict, judge, judge_checks
 
@@ -71,21 +78,55 @@ def session_locks(session: Session) -> list[str]:
     return [session_lock(session.id), *(resource_lock(r) for r in resources)]
 
 
-def git_info(root: Path) -> dict[str, Any]:
-    """Commit and dirty flag of the working tree (gitpython), or why unknown."""
-    try:
-        import git
+DIRTY_FILES_SHOWN = 20
 
-        repo = git.Repo(root, search_parent_directories=True)
-        commit = repo.head.commit.hexsha[:12] if repo.head.is_valid() else None
-        return {"commit": commit, "dirty": repo.is_dirty(untracked_files=True)}
-    except Exception as exc:  # noqa: BLE001 - git is evidence, never a reason to fail a run
+
+def git_info(root: Path, ignore: Iterable[Path] = ()) -> dict[str, Any]:
+    """Commit and dirty state of the working tree under root, or why unknown.
+
+    ``ignore``: directories left out, such as the handoffs folder: finks' own
+    notes from the previous run must not make the next run's tree "dirty".
+    ``dirty_files`` names up to :data:`DIRTY_FILES_SHOWN` changed or untracked
+    files (paths from the repository's top), ``dirty_count`` all of them.
+    """
+    excludes = []
+    for path in ignore:
+        try:
+            rel = Path(path).resolve().relative_to(Path(root).resolve())
+        except ValueError:
+            continue  # outside the tree: git does not see it anyway
+        excludes.append(f":(exclude){rel.as_posix()}")
+    cmd = ["git", "status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all", "--", ".", *excludes]
+    try:
+        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:  # git is evidence, never a reason to fail a run
         return {"commit": None, "dirty": None, "error": type(exc).__name__}
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines()
+        return {"commit": None, "dirty": None, "error": lines[-1] if lines else f"git exited {proc.returncode}"}
+    commit, files = None, []
+    records = iter(proc.stdout.split("\0"))
+    for record in records:
+        if record.startswith("# branch.oid "):
+            oid = record.split(" ", 2)[2]
+            commit = None if oid == "(initial)" else oid[:12]
+        elif record.startswith("1 "):
+            files.append(record.split(" ", 8)[8])
+        elif record.startswith("2 "):
+            files.append(record.split(" ", 9)[9])
+            next(records, None)  # the path it was renamed from
+        elif record.startswith("u "):
+            files.append(record.split(" ", 10)[10])
+        elif record.startswith("? "):
+            files.append(record[2:])
+    return {"commit": commit, "dirty": bool(files), "dirty_files": files[:DIRTY_FILES_SHOWN],
+            "dirty_count": len(files)}
 
 
 class Runner:
     def __init__(self, plan: Plan, env: str, root: Path, state_dir: Path, reporter: Reporter, jobs: int = 1, *,
-                 wait: bool = True, on_wait: Callable[[str], None] | None = None) -> None:
+                 wait: bool = True, on_wait: Callable[[str], None] | None = None, owner: str | None = None,
+                 on_warn: Callable[[str], None] | None = None) -> None:
         self.plan = plan
         self.env = env
         self.root = root
@@ -95,7 +136,10 @@ class Runner:
         self.jobs = max(1, jobs)
         self.wait = wait  # for a lock another run holds; else StateLockedError
         self.on_wait = on_wait  # told, in one line, what a run waits for
+        self.owner = owner or default_owner()  # who runs: a session claimed by someone else is warned about
+        self.on_warn = on_warn or on_wait  # told, in one line, of a claim by another owner
         self._rerun: frozenset[str] = frozenset()  # sessions this batch runs even if complete
+        self.verify = False  # this batch runs checks only (see the module docstring)
         self.verdicts: dict[str, SessionVerdict] = {}  # of each session this runner ran
         self.gate_states: dict[str, GateState] = {}  # of each gate this runner evaluated
 
@@ -108,6 +152,25 @@ class Runner:
 
     def board(self) -> StatusBoard:
         return StatusBoard(self.plan, self.store, self.root)
+
+    def _git(self) -> dict[str, Any]:
+        """The tree this run sees, this plan's handoff notes aside (finks wrote them)."""
+        from finks.handoff import handoffs_dir
+
+        return git_info(self.root, ignore=[handoffs_dir(self.root, self.plan)])
+
+    def _warn_claimed(self, todo: list[str]) -> None:
+        """A session someone else has claimed still runs; the runner says whose it is."""
+        if self.on_warn is None:
+            return
+        from core.clock import utcnow
+
+        now, history = utcnow(), self.store.history()
+        for sid in todo:
+            claim = history.claim(sid, now)
+            if claim is not None and claim.owner != self.owner:
+                self.on_warn(f"warning: {sid} is {claim.describe(now)} (until {claim.expires_at}); "
+                             f"running it as {self.owner} anyway")
 
     # ---- checks and actions ----------------------------------------------
     def _ctx(self, sid: str, check_id: str) -> CheckContext:
@@ -151,11 +214,12 @@ class Runner:
         run_id = new_run_id()
         started = time.monotonic()
         self.store.append(
-            {"type": "run_started", "run_id": run_id, "session": session.id, "pid": os.getpid(), "git": git_info(self.root)}
+            {"type": "run_started", "run_id": run_id, "session": session.id, "pid": os.getpid(), "git": self._git(),
+             **self._mode()}
         )
         self.report(SessionStarted(session.id, session.title, run_id))
         action_failed = False
-        for task in session.tasks:
+        for task in session.tasks if not self.verify else ():
             if task.action is None or self.env not in task.action.envs:
                 continue
             result = self._action(session, task.title, task.action, run_id)
@@ -185,7 +249,7 @@ class Runner:
             {"type": "run_finished", "run_id": run_id, "session": session.id, "outcome": outcome,
              "duration_s": round(duration, 2), "verdicts": verdict.counts,
              "fingerprint": fingerprint.to_dict(), "upstream": board.upstream_fingerprints(session.id),
-             "deliverables_hash": fingerprint.deliverables}
+             "deliverables_hash": fingerprint.deliverables, **self._mode()}
         )
         board.hashes.save()
         path = write_handoff(self.plan, self.env, self.root, self.store, session.id)
@@ -242,22 +306,31 @@ class Runner:
         return [s for s in selection.ids
                 if force or s in selection.explicit or board.session(s).status not in DONE]
 
-    def run(self, selection: Selection, *, force: bool = False, dry_run: bool = False) -> RunSummary:
+    def _mode(self) -> dict[str, str]:
+        """What a verify run adds to its records."""
+        return {"mode": "verify"} if self.verify else {}
+
+    def run(self, selection: Selection, *, force: bool = False, dry_run: bool = False,
+            verify: bool = False) -> RunSummary:
+        """Run a batch; with ``verify``, its checks only, for every selected session (see the module docstring)."""
+        self.verify = verify
         summary = RunSummary(self.env, new_run_id())
-        todo = self.plan_batch(selection, force=force)
+        todo = list(selection.ids) if verify else self.plan_batch(selection, force=force)
         for sid in selection.ids:
             if sid not in todo:
                 summary.results[sid] = SessionOutcome.up_to_date
-        self._refuse_blocked(todo, summary)
+        if not verify:
+            self._refuse_blocked(todo, summary)
+        self._warn_claimed([sid for sid in todo if sid not in summary.results])
         if dry_run:
             simulate(self.plan, self.board(), todo, summary)
             return summary
-        self._rerun = frozenset(todo) if force else frozenset(selection.explicit)
+        self._rerun = frozenset(todo) if force or verify else frozenset(selection.explicit)
         if not self.wait:
             self._refuse_locked(todo, summary)
         self._execute(todo, summary)
         self._final_gates(todo, summary)
-        self.store.append({"type": "batch", "batch_id": summary.batch_id, "results": summary.results})
+        self.store.append({"type": "batch", "batch_id": summary.batch_id, "results": summary.results, **self._mode()})
         return summary
 
     def _refuse_locked(self, todo: list[str], summary: RunSummary) -> None:
@@ -341,15 +414,15 @@ class Runner:
             while pending or running:
                 progressed = False
                 for sid in list(pending):
-                    if self._skip_upstream(sid, todo, summary):
+                    if not self.verify and self._skip_upstream(sid, todo, summary):
                         pending.remove(sid)
                         progressed = True
                         continue
                     if not all(d in done for d in batch_needs(self.plan, sid, todo)) or len(running) >= self.jobs:
                         continue
-                    if running and self.plan.strict_gates and self._needs_gate(sid):
+                    if running and self.plan.strict_gates and not self.verify and self._needs_gate(sid):
                         continue  # evaluate gates only when nothing else is running
-                    ok, reason = self._gate_open(sid, summary)
+                    ok, reason = (True, "") if self.verify else self._gate_open(sid, summary)
                     pending.remove(sid)
                     progressed = True
                     if not ok:

@@ -26,14 +26,25 @@ simply proceeds.
 
 A line that does not parse is reported with its path and line number; the
 file is never rewritten to "repair" it.
+
+Claims say who is on what: a ``claim`` event (session, owner, lease expiry,
+pid, host) and a ``release`` event, appended like any other. A session's
+claim is its latest claim not released since; it holds until its lease
+expires, when the session is free again with nothing written. A claim or
+release is decided under the session's claim lock (``claim-sN.lock``), so two
+owners claiming at once cannot both win.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
+import getpass
 import json
+import math
 import os
 import re
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -41,8 +52,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from core.clock import now_iso
-from core.errors import StateError, StateLockedError
+from core.clock import now_iso, utcnow
+from core.errors import BlockedError, StateError, StateLockedError, UsageError
 from finks.outcomes import NOT_OK, SessionOutcome
 
 SCHEMA = 1
@@ -74,6 +85,100 @@ class SessionRun:
         return self.outcome in (SessionOutcome.passed, SessionOutcome.not_applicable)
 
 
+_LEASE_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_LEASE_S = 30 * 86400
+
+
+def parse_lease(text: str) -> float:
+    """``4h``, ``30m``, ``1h30m``, ``90s``, ``2d`` → seconds."""
+    spec = text.strip().lower().replace(" ", "")
+    parts = _LEASE_PART.findall(spec)
+    if not spec or "".join(n + u for n, u in parts) != spec:
+        raise UsageError(f"lease {text!r} is not a duration", hint="give a number and a unit: 90s, 30m, 4h, 1h30m, 2d")
+    seconds = sum(float(n) * _UNIT_S[u] for n, u in parts)
+    if not 0 < seconds <= MAX_LEASE_S:
+        raise UsageError(f"lease {text!r} is out of range", hint="a lease lasts more than 0 s and at most 30d")
+    return seconds
+
+
+def default_owner() -> str:
+    """Who a claim or a run is for when no owner is given: FINKS_OWNER, else the user name."""
+    owner = os.environ.get("FINKS_OWNER", "").strip()
+    if owner:
+        return owner
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return f"uid-{os.getuid()}"
+
+
+def _iso_ms(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _nearest(value: float) -> int:
+    return math.floor(value + 0.5)
+
+
+def _left(seconds: float) -> str:
+    """``2 h``, ``1 h 25 min``, ``12 min``, ``40 s``: a lease's remaining time as people read it."""
+    if seconds < 60:
+        return f"{max(0, math.ceil(seconds))} s"
+    minutes = _nearest(seconds / 60)
+    if minutes >= 120:
+        return f"{_nearest(minutes / 60)} h"
+    if minutes >= 60:
+        return "1 h" + (f" {minutes - 60} min" if minutes > 60 else "")
+    return f"{minutes} min"
+
+
+def _left_changes_at(seconds: float) -> float:
+    """The remaining time at which :func:`_left` next reads differently (it reads the same down to it)."""
+    if seconds < 60:
+        return max(0.0, math.ceil(seconds) - 1.0)
+    minutes = _nearest(seconds / 60)
+    if minutes >= 120:
+        return max((60 * _nearest(minutes / 60) - 30.5) * 60, 119.5 * 60)
+    return max((minutes - 0.5) * 60, 60.0)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Who is on a session, until when (UTC, ISO 8601), and from which process."""
+
+    session: str
+    owner: str
+    claimed_at: str
+    expires_at: str
+    pid: int = 0
+    host: str = ""
+
+    @property
+    def expires(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(self.expires_at)
+
+    def remaining_s(self, now: dt.datetime | None = None) -> float:
+        return (self.expires - (now or utcnow())).total_seconds()
+
+    def live(self, now: dt.datetime | None = None) -> bool:
+        return self.remaining_s(now) > 0
+
+    def describe(self, now: dt.datetime | None = None) -> str:
+        """``claimed by alice, 2 h left``."""
+        return f"claimed by {self.owner}, {_left(self.remaining_s(now))} left"
+
+    def describe_stable_s(self, now: dt.datetime | None = None) -> float:
+        """For how many seconds from ``now`` :meth:`describe` reads the same (what a memo of it may last)."""
+        left = self.remaining_s(now)
+        return max(0.0, left - _left_changes_at(left))
+
+    def to_dict(self, now: dt.datetime | None = None) -> dict[str, Any]:
+        return {"session": self.session, "owner": self.owner, "claimed_at": self.claimed_at,
+                "expires_at": self.expires_at, "remaining_s": round(max(0.0, self.remaining_s(now)), 1),
+                "pid": self.pid, "host": self.host}
+
+
 @dataclass
 class History:
     """Everything recorded for one environment, folded per session and gate."""
@@ -81,6 +186,15 @@ class History:
     runs: dict[str, list[SessionRun]] = field(default_factory=dict)
     gates: dict[str, dict[str, Any]] = field(default_factory=dict)
     batches: list[dict[str, Any]] = field(default_factory=list)
+    claims: dict[str, Claim] = field(default_factory=dict)  # the latest claim of each session not released since
+
+    def claim(self, sid: str, now: dt.datetime | None = None) -> Claim | None:
+        """The live claim on a session: None when unclaimed, released, or its lease has expired."""
+        found = self.claims.get(sid)
+        return found if found is not None and found.live(now) else None
+
+    def live_claims(self, now: dt.datetime | None = None) -> dict[str, Claim]:
+        return {sid: c for sid, c in self.claims.items() if c.live(now)}
 
     def latest(self, sid: str) -> SessionRun | None:
         runs = self.runs.get(sid)
@@ -106,6 +220,11 @@ def session_lock(sid: str) -> str:
 
 def gate_lock(gid: str) -> str:
     return f"gate:{gid}"
+
+
+def claim_lock(sid: str) -> str:
+    """Held for the moment a claim or release of ``sid`` is decided and appended."""
+    return f"claim:{sid}"
 
 
 def resource_lock(resource: str) -> str:
@@ -156,6 +275,51 @@ class StateStore:
         """
         with self.lock([session_lock(sid)], wait=False):
             self.append({"type": "reset", "session": sid})
+
+    # ---- claims ------------------------------------------------------------
+    def claim(self, sid: str, owner: str, lease_s: float, *, steal: bool = False,
+              now: dt.datetime | None = None) -> tuple[Claim, Claim | None]:
+        """Claim a session for ``owner`` for ``lease_s`` seconds; return the claim and the one it replaced.
+
+        The owner's own live claim is renewed. Another owner's live claim is
+        refused (BlockedError, exit 1, naming the holder and the expiry) unless
+        ``steal``; an expired one is no claim at all.
+        """
+        with self.lock([claim_lock(sid)]):
+            now = now or utcnow()
+            held = self.history().claim(sid, now)
+            if held is not None and held.owner != owner and not steal:
+                raise BlockedError(
+                    f"{sid} is {held.describe(now)} (until {held.expires_at}, pid {held.pid} on {held.host or '?'})",
+                    hint=f"wait for the lease to end, ask {held.owner} to run 'finks release {sid} --owner "
+                         f"{held.owner}', or take it over with 'finks claim {sid} --steal'")
+            claim = Claim(sid, owner, _iso_ms(now), _iso_ms(now + dt.timedelta(seconds=lease_s)), os.getpid(),
+                          socket.gethostname())
+            event: dict[str, Any] = {"type": "claim", "session": sid, "owner": owner, "claimed_at": claim.claimed_at,
+                                     "expires_at": claim.expires_at, "lease_s": lease_s, "pid": claim.pid,
+                                     "host": claim.host}
+            if held is not None:
+                event["replaces"] = held.owner
+            self.append(event)
+            return claim, held
+
+    def release(self, sid: str, owner: str, *, now: dt.datetime | None = None) -> Claim | None:
+        """Release ``owner``'s live claim on a session; return it, or None when there was none.
+
+        Another owner's live claim is not released (BlockedError, exit 1).
+        """
+        with self.lock([claim_lock(sid)]):
+            now = now or utcnow()
+            held = self.history().claim(sid, now)
+            if held is None:
+                return None
+            if held.owner != owner:
+                raise BlockedError(
+                    f"{sid} is {held.describe(now)}, not by {owner}: not released",
+                    hint=f"release it as its owner ('finks release {sid} --owner {held.owner}'), "
+                         f"or take it over with 'finks claim {sid} --steal'")
+            self.append({"type": "release", "session": sid, "owner": owner})
+            return held
 
     # ---- locks -------------------------------------------------------------
     def lock_path(self, name: str) -> Path:
@@ -279,6 +443,18 @@ class StateStore:
                 hist.runs.pop(event["session"], None)
             elif kind == "batch":
                 hist.batches.append(event)
+            elif kind == "claim":
+                try:
+                    hist.claims[event["session"]] = Claim(
+                        event["session"], event["owner"], event.get("claimed_at") or event["at"],
+                        _iso_ms(dt.datetime.fromisoformat(event["expires_at"])), event.get("pid", 0),
+                        event.get("host", ""))
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise self._corrupt(number, f"claim without a valid owner or expiry ({exc})") from None
+            elif kind == "release":
+                held = hist.claims.get(event.get("session", ""))
+                if held is not None and held.owner == event.get("owner"):
+                    del hist.claims[held.session]
         return hist
 
 

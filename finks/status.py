@@ -14,6 +14,11 @@ ready           every predecessor is complete and its week's gate is open
 blocked         otherwise, with the reason
 optional        an optional session not yet run whose predecessors are complete
 
+A live claim (finks.state) says who is on a session: a session that would be
+ready (or optional) shows as in_progress, "claimed by alice, 2 h left"; any
+other status stays as it is and its reason names the claim. When the lease
+expires the session is what the evidence says again.
+
 A run recorded by an older finks has no fingerprint: it shows as stale
 ("validated by an older finks") until it runs again, since nothing says
 what it was judged on.
@@ -21,15 +26,17 @@ what it was judged on.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.clock import utcnow
 from finks.fingerprint import FileHashes, Fingerprint, deliverables_digest, fingerprint
 from finks.loader import Plan
 from finks.models import Gate, Session
 from finks.outcomes import FAILING, GateState, SessionState
-from finks.state import History, SessionRun, StateStore
+from finks.state import Claim, History, SessionRun, StateStore
 from finks.verdicts import CriterionVerdict, SessionVerdict, judge, judge_checks
 
 if TYPE_CHECKING:
@@ -71,6 +78,20 @@ class SessionStatus:
     blockers: list[str] = field(default_factory=list)
     verdict: SessionVerdict | None = None  # from its latest finished run
     upstream: dict[str, str] = field(default_factory=dict)  # stale: upstream session -> what it came to
+    claim: Claim | None = None  # who is on it (a live claim), if anyone
+    claim_left_s: float = 0.0  # the claim's remaining lease when the board was made
+    unclaimed: SessionState | None = None  # the status a claim turned into in_progress
+
+    def claim_doc(self) -> dict[str, Any] | None:
+        """Its live claim as JSON (remaining time as of the board), or None."""
+        if self.claim is None:
+            return None
+        return {**self.claim.to_dict(), "remaining_s": round(self.claim_left_s, 1)}
+
+    @property
+    def runnable(self) -> bool:
+        """Whether 'finks next' offers it: it can run now or should run again (claimed or not)."""
+        return (self.unclaimed or self.status) in RUNNABLE
 
     @property
     def summary(self) -> str:
@@ -92,6 +113,7 @@ class SessionStatus:
             "estimate_hours": [session.estimate_hours.low, session.estimate_hours.high],
             "optional": session.optional,
             "verdicts": None if self.verdict is None else self.verdict.to_dict(),
+            "claim": self.claim_doc(),
             "last_run": None
             if run is None
             else {"run_id": run.run_id, "started_at": run.started_at, "outcome": run.outcome, "duration_s": run.duration_s},
@@ -169,7 +191,7 @@ class StatusBoard:
     """Derives every session's and gate's status for one environment."""
 
     def __init__(self, plan: Plan, store: StateStore, root: Path, history: History | None = None,
-                 hashes: FileHashes | None = None) -> None:
+                 hashes: FileHashes | None = None, now: dt.datetime | None = None) -> None:
         self.plan = plan
         self.store = store
         self.env = store.env
@@ -177,9 +199,13 @@ class StatusBoard:
         self.history = history if history is not None else store.history()
         self.hashes = hashes if hashes is not None else FileHashes.load(hash_cache(store))
         self.accept_planned = plan.accepts_planned(self.env)
+        self.now = now or utcnow()  # what claims' leases are measured against
+        self.claims = self.history.live_claims(self.now)
         self._cache: dict[str, SessionStatus] = {}
         self._gates: dict[str, GateStatus] = {}
         self._fingerprints: dict[str, Fingerprint] = {}
+        self._combined: dict[str, str] = {}
+        self._upstreams: dict[str, frozenset[str]] = {}
 
     # ---- evidence ----------------------------------------------------------
     def fingerprint(self, sid: str) -> Fingerprint:
@@ -190,9 +216,27 @@ class StatusBoard:
 
     def upstream_fingerprints(self, sid: str) -> dict[str, str]:
         """What a run of sid records of its upstream: each session's fingerprint now."""
-        from finks.graph import upstream
+        return {u: self._combined_of(u) for u in sorted(self._upstream(sid), key=self.plan.position)}
 
-        return {u: self.fingerprint(u).combined for u in sorted(upstream(self.plan, sid), key=_number)}
+    def _combined_of(self, sid: str) -> str:
+        if sid not in self._combined:
+            self._combined[sid] = self.fingerprint(sid).combined
+        return self._combined[sid]
+
+    def _upstream(self, sid: str) -> frozenset[str]:
+        """Every session sid depends on, transitively (graph.upstream, remembered per board:
+        a plan of hundreds of sessions would walk the same chains again for each)."""
+        todo = [sid]
+        while todo:
+            node = todo[-1]
+            deps = self.plan.sessions[node].depends_on
+            missing = [d for d in deps if d not in self._upstreams]
+            if missing:
+                todo.extend(missing)
+                continue
+            todo.pop()
+            self._upstreams[node] = frozenset(deps).union(*(self._upstreams[d] for d in deps))
+        return self._upstreams[sid]
 
     def verdict(self, sid: str, run: SessionRun | None = None) -> SessionVerdict:
         """The criteria of sid judged from a run's checks (default: its latest run)."""
@@ -262,9 +306,27 @@ class StatusBoard:
     def session(self, sid: str) -> SessionStatus:
         if sid in self._cache:
             return self._cache[sid]
+        result = self._claimed(self._derived(sid))
+        self._cache[sid] = result
+        return result
+
+    def _claimed(self, st: SessionStatus) -> SessionStatus:
+        """A live claim on top of the derived status: ready → in_progress, otherwise named in the reason."""
+        claim = self.claims.get(st.sid)
+        if claim is None:
+            return st
+        st.claim, st.claim_left_s = claim, claim.remaining_s(self.now)
+        words = claim.describe(self.now)
+        if st.status in (SessionState.ready, SessionState.optional):
+            st.unclaimed, st.status, st.reason = st.status, SessionState.in_progress, words
+        else:
+            st.reason = f"{st.reason} · {words}" if st.reason else words
+        return st
+
+    def _derived(self, sid: str) -> SessionStatus:
+        """The status the evidence gives, claims aside."""
         validated = self._validated(sid)
         if validated is not None:
-            self._cache[sid] = validated
             return validated
         session = self.plan.sessions[sid]
         blockers, reasons = [], []
@@ -278,11 +340,8 @@ class StatusBoard:
             blockers.append(gate.id)
             reasons.append(f"gate {gate.id} has not passed")
         if blockers:
-            result = SessionStatus(sid, SessionState.blocked, "; ".join(reasons), None, blockers)
-        else:
-            result = SessionStatus(sid, SessionState.optional if session.optional else SessionState.ready)
-        self._cache[sid] = result
-        return result
+            return SessionStatus(sid, SessionState.blocked, "; ".join(reasons), None, blockers)
+        return SessionStatus(sid, SessionState.optional if session.optional else SessionState.ready)
 
     def gate_before(self, session: Session) -> Gate | None:
         """The gate of the previous week, which must pass before this session runs."""
@@ -342,9 +401,11 @@ class StatusBoard:
         return all(self.session(d).status in DONE for d in self.plan.sessions[sid].depends_on)
 
     def next_sessions(self, schedule: Schedule) -> list[SessionStatus]:
-        """The sessions to run now, critical path first: least slack, then lowest number."""
-        rows = [row for row in self.all() if row.status in RUNNABLE and self.can_run(row.sid)]
-        return sorted(rows, key=lambda row: (schedule.slack[row.sid], self.plan.sessions[row.sid].number))
+        """The sessions to run now: unclaimed ones first, then those someone has claimed;
+        within each, critical path first (least slack), then plan order."""
+        rows = [row for row in self.all() if row.runnable and self.can_run(row.sid)]
+        return sorted(rows, key=lambda row: (row.claim is not None, schedule.slack[row.sid],
+                                             self.plan.position(row.sid)))
 
     def why(self, sid: str) -> Why:
         """The chain behind a session's status, down to the failing check and its evidence.
@@ -374,8 +435,3 @@ class StatusBoard:
             else:
                 gate = self.gate(blocker)
                 chain.append(WhyLink(blocker, gate.status, gate.reason, depth + 1))
-
-
-def _number(sid: str) -> int:
-    return int(sid[1:])
-

@@ -51,7 +51,7 @@ BROKEN = {
     "cycle": ({"s1.yaml": VALID.replace("depends_on: []", "depends_on: [s3]"),
                "s3.yaml": _second("[s5]", "s3"), "s5.yaml": _second("[s3]", "s5")},
               ["dependency cycle: s3 -> s5 -> s3"]),
-    "bad-id": ({"s1.yaml": VALID.replace("id: s1", "id: session-one")}, ["s1.yaml:1", "must look like s0"]),
+    "bad-id": ({"s1.yaml": VALID.replace("id: s1", "id: Session_One")}, ["s1.yaml:1", "must be a short lowercase slug"]),
     "check-without-kind": ({"s1.yaml": VALID.replace('        shell: "true"\n', "")},
                            ["s1.yaml:12", "exactly one of python, pytest, shell"]),
     "duplicate-yaml-key": ({"s1.yaml": VALID + "week: 2\n"}, ["s1.yaml:14", "duplicate key 'week'"]),

@@ -23,7 +23,7 @@ from finks.reporters import envelope
 from tests.planbuilder import session, write_plan
 
 REPO = Path(__file__).resolve().parent.parent
-TOOLS = {"status", "next", "why", "show", "plan", "prime", "handoff", "run", "gate"}
+TOOLS = {"status", "next", "why", "show", "plan", "prime", "handoff", "run", "gate", "claim", "release"}
 
 
 def _server_env(tmp: Path, **extra: str) -> dict[str, str]:

@@ -291,3 +291,13 @@ _LAYOUT_PROBE = """() => {
   }
   return out;
 }"""
+
+
+@needs_dot
+def test_a_plan_with_free_form_ids_is_drawn(tmp_path: Path) -> None:
+    from finks.diagram import draw
+
+    write_plan(tmp_path, [session("prefect-server"), session("api-layer", depends_on=["prefect-server"])])
+    svg = draw(load_plan(tmp_path), "svg").decode()
+    assert 'id="prefect-server"' in svg and 'id="api-layer"' in svg
+    assert 'id="e-prefect-server-api-layer"' in svg
