@@ -38,7 +38,12 @@ def pipeline_latency(step: str, seconds: float) -> Metric:
 
 
 def data_quality_score(passed: int, total: int) -> Metric:
-    """Share of data tests that passed, in percent (100 when there were none)."""
+    """Share of data tests that passed, in percent (100 when there were none).
+
+    The pipeline takes the counts from the quality record of the build that
+    published gold (`<gold>/_quality/<run_id>.json`, see flows.quality), so the
+    metric is that record's `quality_score` in percent.
+    """
     score = 100.0 if total == 0 else 100.0 * passed / total
     return Metric("DataQualityScore", round(score, 2), "Percent", (("Step", "quality"),))
 

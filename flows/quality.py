@@ -2,8 +2,11 @@
 
 Silver is checked after bronze→silver (rows landed, quarantine share within
 bounds); gold is gated by the dbt tests inside `dbt build` and verified here
-by reading `_published.json` back. The quality score (share of passed
-checks, in percent) feeds the DataQualityScore metric.
+by reading back `_published.json` and the build's quality record
+(`<gold>/_quality/<run_id>.json`, written by the dbt runner): gold counts as
+published only when both name this build and the record shows every test
+passing. The record's score (tests passed, in percent) is the
+DataQualityScore metric; the flow's result names the record it was read from.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from core.settings import Settings
 from flows.calendar import parse_date
 from flows.common import as_dict, run_settings
 from flows.errors import QualityGateFailed
+from jobs.quality import quality_uri, read_quality
 
 MAX_QUARANTINE_SHARE = 0.25
 
@@ -47,7 +51,8 @@ def validate_silver(date: str, transform: dict[str, Any], max_quarantine_share: 
 
 @task(name="check-published", cache_policy=NO_CACHE)
 def check_published(settings: Settings, dbt_result: dict[str, Any]) -> dict[str, Any]:
-    """Gold counts as published only if `_published.json` says so after this build."""
+    """Gold counts as published only if `_published.json` and the build's quality
+    record say so after this build; returns the publication with the record it read."""
     published = read_published(settings)
     if not dbt_result.get("published") or published is None:
         raise QualityGateFailed("dbt build passed but gold was not published (no _published.json)",
@@ -55,20 +60,48 @@ def check_published(settings: Settings, dbt_result: dict[str, Any]) -> dict[str,
     run_id = dbt_result.get("run_id")
     if run_id and published.run_id != run_id:
         raise QualityGateFailed(f"gold/_published.json names run {published.run_id}, not this build's {run_id}")
-    return published.to_json()
+    # An ECS build reports no run id of its own: the publication names the build.
+    record = read_quality(settings, published.run_id)
+    return published.to_json() | {"quality": quality_gate(settings, published.run_id, record)}
+
+
+def quality_gate(settings: Settings, run_id: str, record: dict[str, Any] | None) -> dict[str, Any]:
+    """The published build's quality record, which must exist and show no failure."""
+    where = quality_uri(settings, run_id)
+    if record is None:
+        raise QualityGateFailed(f"gold was published by run {run_id} but it left no quality record at {where}",
+                                hint="the dbt runner writes one per run; rerun the date")
+    failed = int(record.get("tests_failed") or 0)
+    if record.get("run_id") != run_id or not record.get("ok") or not record.get("published") or failed:
+        raise QualityGateFailed(
+            f"quality record {where} does not clear the publication: ok={record.get('ok')}, "
+            f"published={record.get('published')}, {failed} failing test(s) {record.get('failed_tests', [])[:5]}")
+    return {"record": where, "run_id": run_id, **{k: record.get(k) for k in RECORD_FIGURES}}
+
+
+RECORD_FIGURES = ("quality_score", "tests_run", "tests_passed", "tests_warned", "tests_failed")
 
 
 def quality_score(silver: dict[str, Any] | None, dbt_result: dict[str, Any] | None) -> tuple[int, int]:
-    """(passed, total) over silver checks and dbt tests."""
+    """(passed, total) of the run's data tests, warnings counting as passed.
+
+    From the quality record when the dbt result names the one it was read from
+    (`check_published`), else from the silver checks and the result's test nodes.
+    Without a dbt result there is no score: silver checks alone must not make a
+    failed gate read as 100%.
+    """
+    if not dbt_result:
+        return 0, 0
+    quality = (dbt_result.get("publication") or {}).get("quality")
+    if quality:
+        return int(quality["tests_passed"]) + int(quality["tests_warned"]), int(quality["tests_run"])
     passed = total = 0
     if silver:
         passed, total = int(silver.get("passed", 0)), int(silver.get("total", 0))
-    if dbt_result:
-        tests = [n for n in dbt_result.get("nodes", []) if n.get("resource_type") in ("test", "unit_test")]
-        ok = sum(1 for n in tests if n.get("status") == "pass")
-        failed = max(len(tests) - ok, len(dbt_result.get("failed_tests", []) or []))
-        passed, total = passed + ok, total + ok + failed
-    return passed, total
+    tests = [n for n in dbt_result.get("nodes", []) if n.get("resource_type") in ("test", "unit_test")]
+    ok = sum(1 for n in tests if n.get("status") in ("pass", "warn"))
+    failed = max(len(tests) - ok, len(dbt_result.get("failed_tests", []) or []))
+    return passed + ok, total + ok + failed
 
 
 @flow(name="data-quality", log_prints=True)
@@ -78,10 +111,16 @@ def data_quality_flow(date: str | None = None, env: str | None = None,
     from jobs.dbt import run_dbt
 
     day = parse_date(date).isoformat()
-    result = run_dbt(run_settings(env, settings), command="test", vars={"run_date": day})
+    run = run_settings(env, settings)
+    result = run_dbt(run, command="test", vars={"run_date": day})
     summary = as_dict(result)
-    passed, total = quality_score(None, summary)
-    get_run_logger().info("data quality for %s: %d/%d tests passed", day, passed, total)
+    record = read_quality(run, result.run_id)
+    if record is None:
+        raise QualityGateFailed(f"dbt test run {result.run_id} left no quality record at {quality_uri(run, result.run_id)}")
+    passed, total = int(record["tests_passed"]) + int(record["tests_warned"]), int(record["tests_run"])
+    get_run_logger().info("data quality for %s: %d/%d tests passed (%s)", day, passed, total,
+                          quality_uri(run, result.run_id))
     if not result.ok:
-        raise QualityGateFailed(f"{total - passed} dbt test(s) fail on {day}: {summary.get('failed_tests')}")
-    return summary | {"score": 100.0 * passed / max(1, total)}
+        raise QualityGateFailed(f"{record['tests_failed']} dbt test(s) fail on {day}: {record.get('failed_tests')}")
+    return summary | {"score": round(100.0 * float(record["quality_score"]), 2),
+                      "quality_record": quality_uri(run, result.run_id)}

@@ -64,6 +64,21 @@ def write_quality(settings: Settings, record: QualityRecord) -> QualityRecord:
     return record
 
 
+def quality_uri(settings: Settings, run_id: str) -> str:
+    """Where the record of ``run_id`` is kept (a path locally, an s3:// URI on S3)."""
+    return lake.join(lake.zone_uri(settings, "gold"), "_quality", f"{run_id}.json")
+
+
+def read_quality(settings: Settings, run_id: str) -> dict[str, Any] | None:
+    """The record of ``run_id``, or None when that run left none."""
+    fs, root = _root(settings)
+    try:
+        with fs.open_input_stream(f"{root}/{run_id}.json") as fh:
+            return json.loads(fh.read())
+    except FileNotFoundError:
+        return None
+
+
 def latest_quality(settings: Settings) -> dict[str, Any] | None:
     """The most recent run's record, or None before the first run."""
     fs, root = _root(settings)

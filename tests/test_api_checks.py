@@ -23,6 +23,7 @@ def context(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CheckContext:
     )
 
 
+@pytest.mark.check_fails("validation.api:endpoints_work")
 def test_endpoints_check_fails_naming_what_to_run_when_gold_is_unpublished(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -46,6 +47,7 @@ def test_endpoints_check_passes_on_published_gold(
     assert evidence.figures["portfolios"] == 2 and evidence.figures["summary_rows"] == 4
 
 
+@pytest.mark.check_fails("validation.api:endpoints_work")
 def test_endpoints_check_fails_when_a_mart_is_unreadable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

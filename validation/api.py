@@ -75,6 +75,32 @@ def _count(sql: str, *params: Any) -> int:
         return int(con.execute(sql, list(params)).fetchone()[0])  # type: ignore[index]
 
 
+def _expect_values(probe: _Probe, pid: str, summary: list[Any], positions: list[Any], summary_file: str) -> None:
+    """The served numbers are gold's, and agree across endpoints: the summary of the
+    positions' date is the sum of those positions."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        gold = con.execute(
+            f"SELECT CAST(CAST(\"date\" AS DATE) AS VARCHAR), market_value, position_count FROM read_parquet('{summary_file}') "
+            "WHERE portfolio_id = ?", [pid]).fetchall()
+    in_gold = {d: (float(v), int(n)) for d, v, n in gold}
+    served = {r.get("date"): (r.get("market_value"), r.get("position_count")) for r in summary}
+    wrong = [d for d, (v, n) in served.items()
+             if d not in in_gold or v is None or abs(v - in_gold[d][0]) > 0.005 or n != in_gold[d][1]]
+    probe.expect(not wrong, f"summary of {pid}: {len(wrong)} served row(s) differ from gold (e.g. {wrong[:1]})")
+    if not positions:
+        return
+    on = positions[0]["date"]
+    value, count = served.get(on, (None, None))
+    total = sum(float(p.get("market_value") or 0) for p in positions)
+    probe.expect(
+        value is not None and abs(value - total) <= 0.01 * len(positions) and count == len(positions),
+        f"summary of {pid} on {on}: market value {value} over {count} positions, "
+        f"its {len(positions)} served positions sum to {total:.2f}",
+    )
+
+
 def endpoints_work(ctx: CheckContext) -> Evidence:
     import httpx
 
@@ -147,8 +173,9 @@ def endpoints_work(ctx: CheckContext) -> Evidence:
             f"summary of {pid} by pages of {limit}: {len(small)} rows in {small_pages} pages, "
             f"expected {in_gold} rows in {expected_pages}",
         )
-        positions = probe.get(f"/v1/portfolios/{pid}/positions", 200, key).json().get("data", [])
+        positions, _ = _walk(probe, f"/v1/portfolios/{pid}/positions", key)
         probe.expect(bool(positions), f"no positions served for portfolio {pid}")
+        _expect_values(probe, pid, summary_rows, positions, summary_file)
         symbol = positions[0]["symbol"] if positions else None
         price_rows = 0
         if symbol:

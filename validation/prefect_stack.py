@@ -4,6 +4,8 @@ PostgreSQL), a process worker running a deployment, and the blocks.
 Checks use the default local settings (the stack of `finks dev up`, started
 idempotently by validation.support.stack) and never stop a stack they did not
 start (the restart check restarts the Prefect server only, which is its criterion).
+Flow runs are read back from the server the settings name, whatever server the
+Prefect client of this process happens to point at.
 """
 
 from __future__ import annotations
@@ -18,11 +20,16 @@ from finks.checks import CheckContext, CheckFailed, Evidence
 from validation.support import stack
 
 
-def _read_flow_run(run_id: str) -> Any:
-    from prefect.client.orchestration import get_client
+def _read_flow_run(settings: Settings, run_id: str) -> Any:
+    """The flow run as the settings' server records it; CheckFailed when it has no such run."""
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.exceptions import ObjectNotFound
 
-    with get_client(sync_client=True) as client:
-        return client.read_flow_run(uuid.UUID(run_id))
+    with SyncPrefectClient(settings.prefect_api) as client:
+        try:
+            return client.read_flow_run(uuid.UUID(run_id))
+        except ObjectNotFound:
+            raise CheckFailed(f"flow run {run_id} is not recorded on {settings.prefect_api}") from None
 
 
 # ---- S8: the Prefect server ----------------------------------------------------
@@ -32,8 +39,11 @@ def prefect_ui_reachable(ctx: CheckContext) -> Evidence:
 
     settings = stack(ctx.settings)
     base = settings.prefect_api.removesuffix("/api")
-    health = httpx.get(f"{settings.prefect_api}/health", timeout=10)
-    ui = httpx.get(f"{base}/", timeout=10, follow_redirects=True)
+    try:
+        health = httpx.get(f"{settings.prefect_api}/health", timeout=10)
+        ui = httpx.get(f"{base}/", timeout=10, follow_redirects=True)
+    except httpx.HTTPError as exc:
+        raise CheckFailed(f"Prefect at {base} does not answer: {exc}") from exc
     if health.status_code != 200 or ui.status_code != 200 or "<html" not in ui.text.lower():
         raise CheckFailed(f"Prefect UI/API not healthy at {base}", figures={"health": health.status_code, "ui": ui.status_code})
     return Evidence(f"Prefect API healthy and UI served at {base} (HTTP locally; HTTPS is the ALB's job in AWS)",
@@ -45,32 +55,37 @@ def test_flow_runs(ctx: CheckContext) -> Evidence:
 
     settings = stack(ctx.settings)
     state = hello_flow(name="s8-check", return_state=True)
-    run = _read_flow_run(str(state.state_details.flow_run_id))
+    run = _read_flow_run(settings, str(state.state_details.flow_run_id))
     if run.state_type.value != "COMPLETED":
-        raise CheckFailed(f"test flow run {run.id} ended {run.state_type.value}")
+        raise CheckFailed(f"test flow run {run.id} ended {run.state_type.value}: {run.state.message if run.state else ''}")
     return Evidence(f"flow run {run.name} ({run.id}) completed and is recorded on {settings.prefect_api}",
                     figures={"flow_run_id": str(run.id), "result": state.result()})
 
 
 def server_survives_restart(ctx: CheckContext) -> Evidence:
-    from finks.devstack import down, up
+    """Restart the Prefect server (and the worker, if it runs): it comes back healthy, the run
+    from before is still recorded, and new runs work."""
+    from core.errors import ServiceError
+    from finks.devstack import down, status, up
     from flows.hello import hello_flow
 
     settings = stack(ctx.settings)
     state = hello_flow(name="before-restart", return_state=True)
     run_id = str(state.state_details.flow_run_id)
-    had_worker = False
-    try:
-        from finks.devstack import status
-
-        had_worker = status(settings).services["worker"].state != "stopped"
-    except Exception:  # noqa: BLE001, S110 - status is best effort
-        pass
+    services = ["prefect", "worker"] if status(settings).services["worker"].state != "stopped" else ["prefect"]
     started = time.monotonic()
-    down(settings, ["worker", "prefect"] if had_worker else ["prefect"])
-    up(settings, ["prefect", "worker"] if had_worker else ["prefect"], bootstrap=False)
+    down(settings, services)
+    try:
+        up(settings, services, bootstrap=False)
+    except ServiceError as exc:
+        raise CheckFailed(f"the Prefect server did not come back after a restart: {exc}",
+                          figures={"backend": settings.database_kind}) from exc
     restart_s = time.monotonic() - started
-    run = _read_flow_run(run_id)
+    try:
+        run = _read_flow_run(settings, run_id)
+    except CheckFailed as exc:
+        raise CheckFailed(f"flow history lost across a server restart: {exc}",
+                          figures={"backend": settings.database_kind}) from None
     after = hello_flow(name="after-restart", return_state=True)
     if run.state_type.value != "COMPLETED" or not after.is_completed():
         raise CheckFailed("flow history or execution lost across a server restart",
@@ -162,8 +177,11 @@ def worker_runs_deployment(ctx: CheckContext) -> Evidence:
     started = time.monotonic()
     run: Any = run_deployment("finks-hello/s9-check", parameters={"name": "worker"}, timeout=300)
     if run.state is None or not run.state.is_completed():
-        raise CheckFailed(f"deployment run {run.id} ended {run.state.type.value if run.state else 'unknown'}",
+        raise CheckFailed(f"deployment run {run.id} ended {run.state.type.value if run.state else 'unknown'}"
+                          + (f": {run.state.message}" if run.state and run.state.message else ""),
                           figures={"flow_run_id": str(run.id)})
+    if run.work_pool_name != settings.worker_pool:
+        raise CheckFailed(f"deployment run {run.id} ran on pool {run.work_pool_name}, not {settings.worker_pool}")
     return Evidence(f"process worker on pool {settings.worker_pool} ran deployment finks-hello/s9-check "
                     f"(run {run.id}) in {time.monotonic() - started:.0f}s",
                     figures={"flow_run_id": str(run.id), "pool": settings.worker_pool})
@@ -172,16 +190,58 @@ def worker_runs_deployment(ctx: CheckContext) -> Evidence:
 # ---- S10: blocks ---------------------------------------------------------------
 
 def blocks_exist_and_load(ctx: CheckContext) -> Evidence:
-    from flows.blocks import apply_blocks, load_blocks, names
+    """The blocks flows/blocks.py declares are on the server (``finks blocks apply`` saves
+    them; this check does not): each loads, matches the settings, and every zone's S3
+    block round-trips an object through the AWS credentials block."""
+    from dataclasses import asdict
+
+    from prefect.blocks.system import Secret
+    from prefect_aws import AwsCredentials, S3Bucket
+
+    from core import lake
+    from flows.blocks import ZONES, ecs_task_settings, load_ecs_settings, names
 
     settings = stack(ctx.settings)
-    outcome = apply_blocks(settings)
-    loaded = load_blocks(settings)
     n = names(settings)
-    bronze = loaded[n["bronze"]]
+    problems: list[str] = []
+
+    def load(loader: Any, name: str) -> Any:
+        try:
+            return loader(name)
+        except ValueError as exc:
+            problems.append(f"block {name} does not load ({exc})")
+            return None
+
+    creds = load(AwsCredentials.load, n["aws"])
+    if creds is not None:
+        endpoint = creds.aws_client_parameters.endpoint_url
+        if creds.region_name != settings.region or (settings.is_local and endpoint != settings.s3_endpoint):
+            problems.append(f"{n['aws']}: region {creds.region_name}, endpoint {endpoint}; "
+                            f"settings say {settings.region}, {settings.s3_endpoint}")
+    ecs = load(lambda _: load_ecs_settings(settings), n["ecs"])
+    wanted_ecs = ecs_task_settings(settings)
+    if ecs is not None and asdict(ecs) != wanted_ecs:
+        problems.append(f"{n['ecs']} does not hold the settings' ECS task ({wanted_ecs['cluster']})")
+    secret = load(Secret.load, n["fmp"])
+    if secret is not None and not secret.get():
+        problems.append(f"{n['fmp']} holds an empty FMP key")
     key = f"_checks/blocks-{int(time.time())}.txt"
-    bronze.write_path(key, b"blocks ok")
-    if bronze.read_path(key) != b"blocks ok":
-        raise CheckFailed(f"S3 bucket block {n['bronze']} could not round-trip an object")
-    return Evidence(f"{len(loaded)} blocks applied and loaded; {n['bronze']} round-trips an object via the emulator",
-                    figures={"blocks": outcome})
+    for zone in ZONES:
+        bucket = load(S3Bucket.load, n[zone])
+        if bucket is None:
+            continue
+        if bucket.bucket_name != lake.bucket(settings, zone):
+            problems.append(f"{n[zone]} names bucket {bucket.bucket_name}, not {lake.bucket(settings, zone)}")
+            continue
+        try:
+            bucket.write_path(key, f"blocks ok {zone}".encode())
+            if bucket.read_path(key) != f"blocks ok {zone}".encode():
+                problems.append(f"{n[zone]} read back another object")
+        except Exception as exc:  # noqa: BLE001 - the criterion: the block works against its bucket
+            problems.append(f"{n[zone]} cannot round-trip an object ({type(exc).__name__}: {exc})")
+    if problems:
+        raise CheckFailed(f"{len(problems)} block problem(s): {problems[0]}; run 'finks blocks apply'",
+                          excerpt="\n".join(problems))
+    return Evidence(f"{len(n)} blocks exist and load; the {', '.join(ZONES)} S3 blocks round-trip an object via "
+                    f"{n['aws']} and the emulator; {n['ecs']} matches the settings",
+                    figures={"blocks": sorted(n.values())})

@@ -6,10 +6,14 @@
   a key is set, else a simulator of our own, e.g. one that injects faults);
 * ``scratch_lake``: the settings with a throw-away lake, for scenarios that
   break things (the state dir, Prefect and moto are the stack's);
+* ``deploy_flows``: prefect.yaml's deployments applied in-process, without
+  leaving Prefect's script imports behind (they would shadow dbt);
 * ``create_glue_job`` and ``moto_transition``: the Glue job the
   infrastructure would create, and moto's state manager, which decides how
   a job run (or an ECS task) progresses;
-* ``partition_tables``: a zone's Parquet partitions in a canonical row order.
+* ``partition_tables``: a zone's Parquet partitions in a canonical row order;
+* ``timed_pipeline`` and ``metric_stats``: a daily-pipeline run with the time
+  window its metrics fall in, and what CloudWatch holds for a metric in a window.
 
 Everything takes and returns Settings objects and passes them to the flows.
 The one change to the process environment is Prefect's own client, which
@@ -18,6 +22,7 @@ reads its server from there (``flows.common.use_prefect_server`` in ``stack``).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,6 +85,28 @@ def scratch_lake(settings: Settings, where: Path) -> Settings:
     return settings.model_copy(update={"lake_uri": str(where)})
 
 
+def deploy_flows(settings: Settings) -> dict[str, Any]:
+    """``flows.deploy.apply_deployments`` in this process, leaving its imports as they were.
+
+    Prefect loads each entrypoint as a script: flows/dbt.py becomes the top-level
+    module ``dbt`` (unless dbt is imported already) and flows/ goes first on
+    sys.path, which would shadow the real dbt for a pipeline run that follows.
+    """
+    import sys
+
+    from flows.deploy import apply_deployments
+
+    path, before = list(sys.path), set(sys.modules)
+    flows_dir = str(settings.root / "flows")
+    try:
+        return apply_deployments(settings)
+    finally:
+        sys.path[:] = path
+        for name in set(sys.modules) - before:
+            if "." not in name and str(getattr(sys.modules[name], "__file__", "") or "").startswith(flows_dir):
+                del sys.modules[name]
+
+
 # ---- moto: Glue jobs and its state manager ----------------------------------
 
 def create_glue_job(settings: Settings) -> str:
@@ -134,3 +161,38 @@ def partition_tables(root: Path, pattern: str) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     return {str(p.relative_to(root)): canonical(pq.read_table(p)) for p in sorted(root.glob(pattern))}
+
+
+# ---- a pipeline run and its metrics ----------------------------------------------
+
+def timed_pipeline(settings: Settings, date: str) -> tuple[dict[str, Any], dt.datetime, dt.datetime]:
+    """Run the daily pipeline for ``date``; (result, start, end) of the window its metrics
+    fall in. A failed run is a failed check."""
+    from finks.checks import CheckFailed
+    from flows.master_flow import PipelineFailed, daily_pipeline
+
+    start = dt.datetime.now(dt.UTC)
+    try:
+        result = daily_pipeline(date=date, settings=settings, retry=SCRATCH_RETRY)
+    except PipelineFailed as exc:
+        raise CheckFailed(f"the daily pipeline for {date} failed: {exc}",
+                          figures={"steps": {s["step"]: s["status"] for s in exc.steps}}) from exc
+    # The emulator compares whole seconds and excludes the end: leave a margin.
+    return result, start, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
+
+
+def metric_stats(settings: Settings, name: str, dimensions: dict[str, str],
+                 start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
+    """What CloudWatch holds for ``name`` with exactly these dimensions (plus Environment)
+    between start and end: {"samples", "sum", "min", "max"} (None without datapoints)."""
+    from core.aws import client as aws_client
+    from flows import metrics
+
+    dims = [{"Name": "Environment", "Value": settings.env}, *({"Name": k, "Value": v} for k, v in dimensions.items())]
+    points = aws_client(settings, "cloudwatch").get_metric_statistics(
+        Namespace=metrics.NAMESPACE, MetricName=name, Dimensions=dims, StartTime=start, EndTime=end,
+        Period=60, Statistics=["SampleCount", "Sum", "Minimum", "Maximum"])["Datapoints"]
+    if not points:
+        return {"samples": 0, "sum": None, "min": None, "max": None}
+    return {"samples": int(sum(p["SampleCount"] for p in points)), "sum": sum(p["Sum"] for p in points),
+            "min": min(p["Minimum"] for p in points), "max": max(p["Maximum"] for p in points)}
