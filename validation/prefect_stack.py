@@ -189,6 +189,17 @@ def worker_runs_deployment(ctx: CheckContext) -> Evidence:
 
 # ---- S10: blocks ---------------------------------------------------------------
 
+def apply_blocks(ctx: CheckContext) -> Evidence:
+    """Task action (S10): save the blocks as code declares them (``finks blocks apply``)."""
+    from flows.blocks import apply_blocks as save
+
+    settings = ctx.settings
+    stack(settings, ("moto", "prefect"))
+    outcome = save(settings)
+    return Evidence(f"{len(outcome)} blocks applied: " + ", ".join(f"{k} {v}" for k, v in sorted(outcome.items())),
+                    figures={"blocks": outcome})
+
+
 def blocks_exist_and_load(ctx: CheckContext) -> Evidence:
     """The blocks flows/blocks.py declares are on the server (``finks blocks apply`` saves
     them; this check does not): each loads, matches the settings, and every zone's S3
