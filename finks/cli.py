@@ -157,43 +157,6 @@ def plan_(as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def graph(
-    fmt: Annotated[str, typer.Option("--format", "-f", help="mermaid | dot | json | svg | png")] = "mermaid",
-    env: EnvOpt = "local",
-    out: Annotated[Path | None, typer.Option("--out", help="svg, png: write to this file")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="the JSON graph document (the same as --format json)")] = False,
-) -> None:
-    """The dependency graph as Mermaid, Graphviz dot or JSON; drawn as svg or png with --env's statuses."""
-    from finks.graph import to_data, to_dot, to_mermaid
-
-    if as_json:
-        if fmt not in ("mermaid", "json"):  # mermaid: the default, not asked for
-            raise UsageError(f"--json is --format json, not {fmt!r}", hint="give one of them")
-        fmt = "json"
-    if fmt in ("svg", "png"):
-        from finks.diagram import draw
-
-        plan, board = _board(env)
-        data = draw(plan, fmt, board)
-        if out is not None:
-            out.write_bytes(data)
-        elif fmt == "png" and sys.stdout.isatty():
-            raise UsageError("png is binary: not writing it to a terminal", hint="use --out FILE or redirect stdout")
-        else:
-            typer.echo(data, nl=False)
-        return
-    plan = _plan()
-    if fmt == "mermaid":
-        typer.echo(to_mermaid(plan), nl=False)
-    elif fmt == "dot":
-        typer.echo(to_dot(plan), nl=False)
-    elif fmt == "json":
-        _echo_json("graph", to_data(plan))
-    else:
-        raise UsageError(f"unknown format {fmt!r}", hint="use mermaid, dot, json, svg or png")
-
-
-@app.command()
 def show(sid: str, env: EnvOpt = "local", as_json: JsonOpt = False) -> None:
     """Everything about one session."""
     plan, board = _board(env)
@@ -443,51 +406,6 @@ def reset(sid: str, env: EnvOpt = "local",
         typer.confirm(f"forget every run of {s.id} on {env}?", abort=True)
     _store(env).reset(s.id)
     typer.echo(f"{s.id} reset on {env}: it is now {_board(env)[1].session(s.id).status}")
-
-
-@app.command()
-def claim(
-    sid: str,
-    owner: OwnerOpt = None,
-    lease: Annotated[str, typer.Option("--lease", help="how long the claim holds unless renewed: 30m, 4h, 1d")] = "4h",
-    steal: Annotated[bool, typer.Option("--steal", help="take over another owner's live claim")] = False,
-    env: EnvOpt = "local",
-    as_json: JsonOpt = False,
-) -> None:
-    """Say you are on a session: status shows it claimed, next offers it last, others' runs warn.
-
-    Claiming your own claim again renews its lease. Another owner's live claim
-    is refused (exit 1, naming the holder and its expiry) unless --steal. When
-    the lease expires the session is free again.
-    """
-    from finks.state import default_owner, parse_lease
-
-    seconds = parse_lease(lease)
-    s = _plan().session(sid)
-    who = owner or default_owner()
-    took, replaced = _store(env).claim(s.id, who, seconds, steal=steal)
-    doc = payloads.claim_(env, took, replaced)
-    if as_json:
-        _echo_json("claim", doc)
-        return
-    how = "" if replaced is None else " (renewed)" if replaced.owner == who else f" (taken over from {replaced.owner})"
-    typer.echo(f"{s.id} claimed by {who} on {env} until {took.expires_at} ({lease}){how}")
-
-
-@app.command()
-def release(sid: str, owner: OwnerOpt = None, env: EnvOpt = "local", as_json: JsonOpt = False) -> None:
-    """Give up your claim on a session (exit 1 if someone else holds it)."""
-    from finks.state import default_owner
-
-    s = _plan().session(sid)
-    who = owner or default_owner()
-    released = _store(env).release(s.id, who)
-    doc = payloads.release(env, s.id, who, released)
-    if as_json:
-        _echo_json("claim", doc)
-        return
-    typer.echo(f"{s.id} released by {who} on {env}" if released else
-               f"{s.id} is not claimed on {env}: nothing to release")
 
 
 def main() -> None:

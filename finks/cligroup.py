@@ -42,6 +42,9 @@ _LAZY: dict[str, tuple[str, str, str]] = {
     "infra": ("infra.cli", "app", "Pulumi program: dry plan, policy checks, preview/up"),
     "api": ("api.cli", "app", "The read API (S19)"),
     "mcp": ("finks.mcp_cli", "mcp", "Serve finks to coding agents over MCP (stdio)"),
+    "graph": ("finks.graph_cli", "graph", "The dependency graph: mermaid, dot, json; drawn as svg or png"),
+    "claim": ("finks.claims_cli", "claim", "Say you are on a session, with a lease"),
+    "release": ("finks.claims_cli", "release", "Give up your claim on a session"),
     "report": ("finks.report_cli", "report", "The plan as one HTML page: graph, evidence, gates, runs"),
 }
 

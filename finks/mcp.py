@@ -61,6 +61,7 @@ from pydantic import Field
 from core.errors import FinksError, UsageError
 from finks import payloads
 from finks.events import Event
+from finks.mcp_text import next_text, run_text, status_text, why_text
 
 # A tool's result: the document as structured content (an object), the summary as text.
 Doc = Annotated[CallToolResult, dict[str, Any]]
@@ -163,49 +164,6 @@ def expected_notifications(runner: Any, would_run: list[str]) -> int:
 
 
 # ---- text summaries ------------------------------------------------------------
-def _status_text(doc: dict[str, Any]) -> str:
-    counts: dict[str, int] = {}
-    for s in doc["sessions"]:
-        counts[s["status"]] = counts.get(s["status"], 0) + 1
-    passed = sum(1 for g in doc["gates"] if g["status"] == "passed")
-    ready = [s["id"] for s in doc["sessions"] if s["status"] in ("ready", "optional", "failed", "interrupted", "stale")]
-    return (f"env {doc['env']}: {len(doc['sessions'])} sessions — "
-            + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(counts.items()))
-            + f"; gates {passed}/{len(doc['gates'])} passed" + (f"; to run: {', '.join(ready)}" if ready else ""))
-
-
-def _next_text(doc: dict[str, Any]) -> str:
-    if not doc["sessions"]:
-        return (f"every session is complete on {doc['env']}: nothing to do" if doc["all_complete"]
-                else "nothing is ready: call `status` to see what blocks the plan")
-    def tag(slack: float) -> str:
-        return "critical" if slack == 0 else f"slack {slack:g}h"
-
-    return "\n".join(f"{r['id']} {r['status']} ({tag(r['slack_hours'])}): {r['command']}"
-                     + (f" — {r['note']}" if r.get("note") else "") for r in doc["sessions"])
-
-
-def _why_text(doc: dict[str, Any]) -> str:
-    lines = []
-    for link in doc["chain"]:
-        lines.append("  " * link["depth"] + f"{link['id']}: {link['status']}"
-                     + (f" — {link['reason']}" if link["reason"] else ""))
-        for ev in link.get("evidence") or ():
-            lines.append("  " * link["depth"] + f"    {ev['check']} {ev['outcome']}: {ev['message']}")
-    return "\n".join(lines)
-
-
-def _run_text(doc: dict[str, Any]) -> str:
-    c = doc["counts"]
-    would = [s["id"] for s in doc["sessions"] if s["outcome"] == "would_run"]
-    head = f"dry run: would run {', '.join(would)}" if would else (f"{c['passed']} passed, {c['failed']} failed, {c['skipped_upstream']} skipped (upstream did not pass), "
-            f"{c['blocked']} blocked, {c['up_to_date']} already complete")
-    rows = [f"{s['id']} {s['outcome']}" + (f": {s['reason']}" if s["reason"] else "") for s in doc["sessions"]]
-    notes = [f"handoff {sid}: {path}" for sid, path in doc["handoffs"].items()]
-    return "\n".join([head, *rows, *notes])
-
-
-# ---- the server ----------------------------------------------------------------
 def build_server(ws: payloads.Workspace) -> MCPServer:
     server: MCPServer = MCPServer("finks", instructions=INSTRUCTIONS, log_level="WARNING")
 
@@ -214,7 +172,7 @@ def build_server(ws: payloads.Workspace) -> MCPServer:
         """Every session's derived status (complete, stale, failed, in_progress, interrupted, ready, blocked) and the gates."""
         def build() -> CallToolResult:
             plan, board = ws.board(_env(env))
-            return _result("status", payloads.status(_env(env), plan, board), _status_text)
+            return _result("status", payloads.status(_env(env), plan, board), status_text)
         return _guard(build)
 
     @server.tool(name="next", annotations=READ)
@@ -222,7 +180,7 @@ def build_server(ws: payloads.Workspace) -> MCPServer:
         """The sessions to run now, critical path first, each with its command."""
         def build() -> CallToolResult:
             plan, board = ws.board(_env(env))
-            return _result("next", payloads.next_(_env(env), plan, board), _next_text)
+            return _result("next", payloads.next_(_env(env), plan, board), next_text)
         return _guard(build)
 
     @server.tool(annotations=READ)
@@ -230,7 +188,7 @@ def build_server(ws: payloads.Workspace) -> MCPServer:
         """The chain behind a session's status, down to the failing check and its evidence."""
         def build() -> CallToolResult:
             plan, board = ws.board(_env(env))
-            return _result("why", payloads.why(_env(env), board.why(plan.session(session).id)), _why_text)
+            return _result("why", payloads.why(_env(env), board.why(plan.session(session).id)), why_text)
         return _guard(build)
 
     @server.tool(annotations=READ)
@@ -338,7 +296,7 @@ def build_server(ws: payloads.Workspace) -> MCPServer:
         """Say who is on a session, for a lease: status shows it claimed, `next` offers it after the
         unclaimed ones, another owner's run warns. Claiming your own claim again renews it."""
         def build() -> CallToolResult:
-            from finks.state import default_owner, parse_lease
+            from finks.claims import default_owner, parse_lease
 
             seconds = parse_lease(lease)
             plan, store = ws.plan(), ws.store(_env(env))
@@ -353,7 +311,7 @@ def build_server(ws: payloads.Workspace) -> MCPServer:
     def release(session: Sid, owner: Owner = None, env: Env = None) -> Doc:
         """Give up your claim on a session (an error if another owner holds it)."""
         def build() -> CallToolResult:
-            from finks.state import default_owner
+            from finks.claims import default_owner
 
             plan, store = ws.plan(), ws.store(_env(env))
             sid = plan.session(session).id
@@ -394,7 +352,7 @@ def _run(ws: payloads.Workspace, selector: str, env: str, dry_run: bool, force: 
         summary = runner.run(selection, force=force)
     else:
         summary = preview
-    result = _result("run", payloads.run(summary, runner.plan, runner.root), _run_text)
+    result = _result("run", payloads.run(summary, runner.plan, runner.root), run_text)
     if not dry_run:
         first = result.content[0]
         reporter.finish(first.text.splitlines()[0] if isinstance(first, TextContent) else "done")

@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING, Any
 from core.errors import UsageError
 
 if TYPE_CHECKING:
+    from finks.claims import Claim
     from finks.loader import Plan
     from finks.runner import RunSummary
-    from finks.state import Claim, StateStore
+    from finks.state import StateStore
     from finks.status import StatusBoard, Why
 
 

@@ -32,11 +32,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.clock import utcnow
+from finks.claims import Claim
 from finks.fingerprint import FileHashes, Fingerprint, deliverables_digest, fingerprint
 from finks.loader import Plan
 from finks.models import Gate, Session
 from finks.outcomes import FAILING, GateState, SessionState
-from finks.state import Claim, History, SessionRun, StateStore
+from finks.state import History, SessionRun, StateStore
 from finks.verdicts import CriterionVerdict, SessionVerdict, judge, judge_checks
 
 if TYPE_CHECKING:

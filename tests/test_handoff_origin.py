@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from finks.cli import app
 from finks.handoff import read_origin
-from finks.runner import git_info
+from finks.gitinfo import git_info
 from tests.planbuilder import session, write_plan
 
 REPO = Path(__file__).resolve().parent.parent
