@@ -1,7 +1,9 @@
 """The three bronze→silver datasets: what is read, how it is keyed, what is written.
 
 Everything an engine needs to know about a dataset lives here and in
-``jobs/sql/<silver name>.sql`` (after the shared ``_located.sql``); the engines only load bronze and execute.
+``jobs/sql/<silver name>.sql`` (after the shared ``_located.sql``), which types
+and validates; the shared ``_latest.sql`` keeps one row per key. The engines
+only load bronze and execute.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ class Dataset:
     fields: tuple[str, ...]     # FMP's own field names read from each record
     key: tuple[str, ...]        # natural key of a silver row
     columns: tuple[str, ...]    # silver columns, in order
+    # silver columns ranking the rows of one key, best first: the latest ingestion
+    # (FMP restates past days), then columns that only make ties deterministic
+    ranking: tuple[str, ...]
 
     @property
     def sql(self) -> str:
@@ -36,6 +41,7 @@ EOD = Dataset(
     key=("symbol", "date"),
     columns=("symbol", "date", "open", "high", "low", "close", "volume", "vwap", "change",
              "change_pct", *_META),
+    ranking=("ingested_at", "source_file", "close", "volume", "vwap", "open", "high", "low"),
 )
 
 QUOTES = Dataset(
@@ -48,6 +54,7 @@ QUOTES = Dataset(
     columns=("symbol", "date", "name", "price", "change", "change_pct", "volume", "day_low",
              "day_high", "year_low", "year_high", "market_cap", "price_avg_50", "price_avg_200",
              "exchange", "open", "previous_close", "quote_timestamp", *_META),
+    ranking=("ingested_at", "quote_timestamp", "source_file", "price", "volume", "day_high", "day_low"),
 )
 
 PROFILES = Dataset(
@@ -63,6 +70,7 @@ PROFILES = Dataset(
              "price_range", "volume", "average_volume", "cik", "isin", "cusip", "website", "ceo",
              "full_time_employees", "ipo_date", "is_etf", "is_actively_trading", "is_adr",
              "is_fund", *_META),
+    ranking=("ingested_at", "source_file", "market_cap", "price", "company_name"),
 )
 
 DATASETS: dict[str, Dataset] = {d.silver: d for d in (QUOTES, PROFILES, EOD)}
@@ -88,8 +96,29 @@ def resolve(names: list[str] | tuple[str, ...] | None) -> list[Dataset]:
 @cache
 def _sql_text(name: str) -> str:
     """The dataset's SQL after the shared ``located`` CTE (source file, ingestion time)."""
-    sql = resources.files("jobs").joinpath("sql")
-    return sql.joinpath("_located.sql").read_text() + sql.joinpath(f"{name}.sql").read_text()
+    return _read("_located.sql") + _read(f"{name}.sql")
+
+
+@cache
+def _read(name: str) -> str:
+    return resources.files("jobs").joinpath("sql", name).read_text()
+
+
+def _latest(dataset: Dataset) -> str:
+    """``_latest.sql`` for the dataset's key and ranking."""
+    key = dataset.key
+    fills = {
+        "{columns}": ", ".join(dataset.columns),
+        "{key}": ", ".join(key),
+        "{key_as_repeated}": ", ".join(f"{k} AS r_{k}" for k in key),
+        "{key_join}": " AND ".join(f"bronze_checked.{k} = repeated.r_{k}" for k in key),
+        "{repeated_key}": f"r_{key[0]}",
+        "{ranking}": ", ".join(f"{c} DESC NULLS LAST" for c in dataset.ranking),
+    }
+    sql = _read("_latest.sql")
+    for placeholder, text in fills.items():
+        sql = sql.replace(placeholder, text)
+    return sql
 
 
 def raw_column(field: str) -> str:
@@ -98,23 +127,23 @@ def raw_column(field: str) -> str:
 
 
 def render(dataset: Dataset, date: str) -> dict[str, str]:
-    """The shared SQL, ready to run on either engine: classified rows, silver, quarantine.
+    """The shared SQL, ready to run on either engine.
 
-    ``bronze_raw`` must exist as a view with columns ``filename, file_ok,
-    is_object, record`` and one text column per field (see :func:`raw_column`).
+    ``checked`` reads ``bronze_raw``, a view with columns ``filename, file_ok,
+    is_object, record`` and one text column per field (see :func:`raw_column`),
+    and gives every row its silver columns, ``reason`` (NULL = valid) and
+    ``record`` (rejects only). The engine keeps that as ``bronze_checked``, which
+    ``silver`` (one row per key), ``quarantine``, ``counts`` and ``reasons`` read.
     """
-    classified = dataset.sql.replace("{date}", date)
     cols = ", ".join(dataset.columns)
-    quarantine = ", ".join(QUARANTINE_COLUMNS)
     return {
-        "classified": classified,
-        "silver": f"SELECT {cols} FROM classified WHERE reason IS NULL AND rn = 1",
-        "quarantine": f"SELECT {quarantine} FROM classified WHERE reason IS NOT NULL",
+        "checked": dataset.sql.replace("{date}", date).replace("{columns}", cols),
+        "silver": _latest(dataset),
+        "quarantine": f"SELECT {', '.join(QUARANTINE_COLUMNS)} FROM bronze_checked WHERE reason IS NOT NULL",
         "counts": "SELECT count(*) AS rows_read, "
-                  "sum(CASE WHEN reason IS NULL AND rn = 1 THEN 1 ELSE 0 END) AS rows_written, "
-                  "sum(CASE WHEN reason IS NULL AND rn > 1 THEN 1 ELSE 0 END) AS deduplicated, "
+                  "sum(CASE WHEN reason IS NULL THEN 1 ELSE 0 END) AS valid, "
                   "sum(CASE WHEN reason IS NOT NULL THEN 1 ELSE 0 END) AS quarantined "
-                  "FROM classified",
-        "reasons": "SELECT reason, count(*) AS n FROM classified WHERE reason IS NOT NULL "
+                  "FROM bronze_checked",
+        "reasons": "SELECT reason, count(*) AS n FROM bronze_checked WHERE reason IS NOT NULL "
                    "GROUP BY reason",
     }

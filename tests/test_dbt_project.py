@@ -62,6 +62,18 @@ def test_build_passes_every_test_and_publishes_the_contract_marts(built: tuple[A
     assert set(result.freshness.values()) == {"pass"}
 
 
+def _parses(result: DbtResult) -> int:
+    """How many times dbt parsed the project during a run (dbt logs a resource report per command)."""
+    return (Path(result.run_dir) / "logs" / "dbt.log").read_text().count('"command_name": "parse"')
+
+
+def test_the_project_is_parsed_once_per_process(built: tuple[Any, DbtResult]) -> None:
+    settings, first = built
+    assert _parses(first) == 1          # build and source freshness shared one parse
+    again = run_dbt(settings, "test", select="stg_fmp_quotes", quiet=True)   # selected: not the verdict
+    assert again.ok and again.tests and _parses(again) == 0
+
+
 def test_positions_value_shares_at_the_close(built: tuple[Any, DbtResult]) -> None:
     settings, _ = built
     seed = [line.split(",") for line in (PROJECT_DIR / "seeds" / "holdings.csv").read_text().split()[1:]]

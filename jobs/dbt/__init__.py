@@ -15,7 +15,9 @@ failing tests. Either way the quality record goes to ``<gold>/_quality/<run_id>.
 Modules, each one concern:
 
     results          NodeResult, DbtResult
-    invoke           one dbtRunner invocation and its per-node results
+    args             the arguments and environment every command of a run shares
+    manifests        the parsed project, kept per process and between runs
+    invoke           one dbtRunner invocation on that manifest, its per-node results
     silver           the local target's input (S3 silver mirrored locally)
     audit            source freshness; the quality record of a run
     publish_local    DuckDB candidate → Parquet marts + _published.json
@@ -28,8 +30,8 @@ dbt itself is imported only when a command runs.
 
 from __future__ import annotations
 
+from jobs.dbt.args import PROJECT_DIR
 from jobs.dbt.cli import main
-from jobs.dbt.invoke import PROJECT_DIR
 from jobs.dbt.publish_athena import AUDIT_SUFFIX, athena_phases, athena_schema
 from jobs.dbt.results import DbtResult, NodeResult
 from jobs.dbt.run import COMMANDS, KEEP_RUNS, run_dbt

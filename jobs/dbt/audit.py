@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from core import clock
+from jobs.dbt.args import DbtArgs
 from jobs.dbt.invoke import invoke
 from jobs.dbt.results import DbtResult
 from jobs.quality import QualityRecord
@@ -16,10 +17,10 @@ from jobs.quality import QualityRecord
 _SOURCE_PREFIX = "source.finks."
 
 
-def audit_freshness(common: list[str], result: DbtResult) -> None:
+def audit_freshness(args: DbtArgs, result: DbtResult) -> None:
     """`dbt source freshness` into ``result.freshness``; stale silver fails the run."""
     result.ok = True
-    outcome = invoke(["source", "freshness", *common])
+    outcome = invoke(["source", "freshness"], args)
     result.freshness = {n.unique_id.removeprefix(_SOURCE_PREFIX): n.status for n in outcome.nodes}
     if outcome.error or any(s in ("error", "runtime error") for s in result.freshness.values()):
         result.ok = False

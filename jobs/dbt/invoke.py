@@ -1,21 +1,18 @@
 """dbt in this process: one dbtRunner invocation and what it reports per node.
 
-dbt reads its profile from the environment (``env_var()`` in
-dbt_project/profiles.yml), so the caller scopes :func:`dbt_env` around the
-invocations of a run; everything else is a command-line argument.
+Every invocation is handed the project already parsed (see jobs.dbt.manifests),
+so only the first of a process parses, and that one partially when it can.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
+from jobs.dbt.args import DbtArgs
+from jobs.dbt.manifests import lookup, parsing, plan, remember
 from jobs.dbt.results import FAILED, NodeResult
-
-PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 
 
 @dataclass(frozen=True)
@@ -42,32 +39,42 @@ def require_adapter(target: str) -> None:
                           hint="it runs in the dbt image on ECS (dbt_project/Dockerfile)") from None
 
 
-def common_args(target: str, run_dir: Path, vars: dict[str, Any], *, quiet: bool) -> list[str]:
-    """The arguments every command of a run shares; target and log paths are per run so
-    parallel runs never share them."""
-    args = ["--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
-            "--target", target, "--target-path", str(run_dir / "target"),
-            "--log-path", str(run_dir / "logs"), "--vars", json.dumps(vars)]
-    return [*args, "--quiet"] if quiet else args
-
-
-def dbt_env(db: Path) -> dict[str, str]:
-    """The local target's DuckDB file, and no usage tracking."""
-    return {"FINKS_DBT_DUCKDB_PATH": str(db), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "DO_NOT_TRACK": "1"}
-
-
-def invoke(args: list[str]) -> Outcome:
-    from dbt.cli.main import dbtRunner
-
-    try:
-        res = dbtRunner().invoke(args)
-    finally:
-        _release_duckdb()
+def invoke(command: list[str], args: DbtArgs) -> Outcome:
+    """``dbt <command> <args>`` on the shared manifest."""
+    res = _run([*command, *args.cli()], shared_manifest(args))
     error = None
     if res.exception is not None:
         error = f"{type(res.exception).__name__}: {res.exception}".strip()
     return Outcome(bool(res.success), parse_nodes(res.result), error)
+
+
+def shared_manifest(args: DbtArgs) -> Any | None:
+    """The project parsed as ``args`` see it: held in memory, else ``dbt parse``d now.
+
+    None when the parse fails: the command then parses itself and reports why.
+    """
+    parse = plan(args)
+    manifest = lookup(parse.key)
+    if manifest is not None:
+        return manifest
+    target = parse.slot / "target" if parse.slot else None
+    argv = ["parse", "--partial-parse" if parse.slot else "--no-partial-parse",
+            *args.cli(target_path=target, vars=parse.vars)]
+    with parsing(parse):
+        res = _run(argv, None)
+    if not res.success or res.result is None:
+        return None
+    remember(parse.key, res.result)
+    return res.result
+
+
+def _run(argv: list[str], manifest: Any | None) -> Any:
+    from dbt.cli.main import dbtRunner
+
+    try:
+        return dbtRunner(manifest=manifest).invoke(argv)
+    finally:
+        _release_duckdb()
 
 
 def parse_nodes(result: Any) -> list[NodeResult]:

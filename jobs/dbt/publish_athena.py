@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from core.environ import scoped
 from core.gold import MARTS, write_published
+from jobs.dbt.args import DbtArgs
 from jobs.dbt.audit import audit_freshness
 from jobs.dbt.invoke import Outcome, invoke
 from jobs.dbt.results import FAILED, DbtResult
@@ -37,20 +38,21 @@ def athena_phases(schema: str) -> list[tuple[str, list[str]]]:
     ]
 
 
-def audit_then_publish(settings: Settings, common: list[str], result: DbtResult) -> Outcome:
+def audit_then_publish(settings: Settings, args: DbtArgs, result: DbtResult) -> Outcome:
     """Both phases; ``result.nodes`` holds the audit's nodes plus any that failed publishing."""
     (audit_schema, audit_args), (schema, publish_args) = athena_phases(athena_schema(settings))
     with scoped({SCHEMA_VAR: audit_schema}):
-        audit = invoke([*audit_args, *common])
-    result.nodes = audit.nodes
-    audited = audit.clean
-    if audited:
-        audit_freshness(common, result)     # part of the audit: before anything is published
-        audited = result.ok
+        audit = invoke(audit_args, args)
+        result.nodes = audit.nodes
+        audited = audit.clean
+        if audited:
+            # part of the audit, before anything is published (and on the audit's manifest)
+            audit_freshness(args, result)
+            audited = result.ok
     if not audited:
         return Outcome(audit.success, audit.nodes, audit.error or result.error)
     with scoped({SCHEMA_VAR: schema}):
-        publish = invoke([*publish_args, *common])
+        publish = invoke(publish_args, args)
     result.nodes += [n for n in publish.nodes if n.status in FAILED]
     return publish
 

@@ -5,7 +5,8 @@
     docs    ``dbt docs generate`` (offline) into ``<home>/dbt/docs``
 
 Every run gets ``<home>/dbt/runs/<run_id>/`` (candidate, target, logs); the
-last few are kept for debugging.
+last few are kept for debugging. ``<home>/dbt/parse/`` keeps dbt's parse of
+the project between runs (see jobs.dbt.manifests).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 from core import clock
 from core.environ import scoped
 from core.errors import UsageError
+from jobs.dbt.args import DbtArgs, dbt_env
 from jobs.dbt.audit import audit_freshness, quality_record
-from jobs.dbt.invoke import common_args, dbt_env, invoke, require_adapter
+from jobs.dbt.invoke import invoke, require_adapter
 from jobs.dbt.publish_athena import audit_then_publish, record_publication
 from jobs.dbt.publish_local import publish_local
 from jobs.dbt.results import DbtResult
@@ -44,7 +46,7 @@ class _Run:
     run_id: str
     base: Path               # <home>/dbt
     db: Path                 # the candidate DuckDB file of this run
-    common: list[str]        # arguments every dbt command of this run shares
+    args: DbtArgs            # what every dbt command of this run shares
 
     @property
     def run_dir(self) -> Path:
@@ -98,7 +100,8 @@ def _prepare(settings: Settings, command: str, select: list[str] | str | None,
     return _Run(settings, command, target,
                 [select] if isinstance(select, str) else list(select or []),
                 started, run_id, base, db,
-                common_args(target, run_dir, {"silver_uri": silver, **vars}, quiet=quiet))
+                DbtArgs(target, run_dir, {"silver_uri": silver, **vars}, quiet=quiet,
+                        parse_root=base / "parse"))
 
 
 def _copy_warehouse(warehouse: Path, db: Path, target: str) -> None:
@@ -111,7 +114,7 @@ def _copy_warehouse(warehouse: Path, db: Path, target: str) -> None:
 
 
 def _docs(run: _Run, result: DbtResult) -> DbtResult:
-    outcome = invoke(["docs", "generate", *run.common])
+    outcome = invoke(["docs", "generate"], run.args)
     result.error = outcome.error
     result.ok = outcome.success
     if result.ok:
@@ -125,16 +128,16 @@ def _docs(run: _Run, result: DbtResult) -> DbtResult:
 def _execute(run: _Run, result: DbtResult) -> None:
     """Invoke build or test and judge it: every node clean, then the silver fresh."""
     if run.target == "athena" and run.command == "build" and not run.selection:
-        outcome = audit_then_publish(run.settings, run.common, result)
+        outcome = audit_then_publish(run.settings, run.args, result)
     else:
         selection = ["--select", *run.selection] if run.selection else []
-        outcome = invoke([run.command, *run.common, *selection])
+        outcome = invoke([run.command, *selection], run.args)
         result.nodes = outcome.nodes
     result.error = outcome.error
     result.failed_tests = [n.name for n in result.tests if n.status in ("fail", "error")]
     result.ok = outcome.success and not result.failed_nodes and result.error is None
     if result.ok and not run.selection and not result.freshness:
-        audit_freshness(run.common, result)
+        audit_freshness(run.args, result)
 
 
 def _publish(run: _Run, result: DbtResult) -> None:

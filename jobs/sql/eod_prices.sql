@@ -1,4 +1,4 @@
--- End-of-day prices: bronze_raw -> classified rows (reason NULL = valid; rn = 1 = kept).
+-- End-of-day prices: bronze_raw -> checked rows (reason NULL = valid; see _latest.sql).
 -- One text for both engines: DuckDB and Spark SQL execute it unchanged, so it
 -- sticks to their common dialect (TRY_CAST, regexp_extract, ROW_NUMBER, CASE).
 typed AS (
@@ -43,12 +43,7 @@ checked AS (
         END AS reason
     FROM typed
 )
-SELECT *,
-    -- latest ingestion wins (FMP restates past days); the rest only makes ties deterministic
-    ROW_NUMBER() OVER (
-        PARTITION BY reason, symbol, date
-        ORDER BY ingested_at DESC NULLS LAST, source_file DESC NULLS LAST,
-                 close DESC NULLS LAST, volume DESC NULLS LAST, vwap DESC NULLS LAST,
-                 open DESC NULLS LAST, high DESC NULLS LAST, low DESC NULLS LAST
-    ) AS rn
+SELECT {columns}, reason,
+    -- only a reject keeps its record, so the table stays narrow
+    CASE WHEN reason IS NOT NULL THEN record END AS record
 FROM checked

@@ -1,4 +1,4 @@
--- Company profiles: bronze_raw -> classified rows (reason NULL = valid; rn = 1 = kept).
+-- Company profiles: bronze_raw -> checked rows (reason NULL = valid; see _latest.sql).
 -- Shared by DuckDB and Spark SQL (see eod_prices.sql). A profile is a snapshot
 -- of the date it was ingested for; the key is the symbol alone.
 typed AS (
@@ -54,11 +54,7 @@ checked AS (
         END AS reason
     FROM typed
 )
-SELECT *,
-    ROW_NUMBER() OVER (
-        PARTITION BY reason, symbol
-        ORDER BY ingested_at DESC NULLS LAST, source_file DESC NULLS LAST,
-                 market_cap DESC NULLS LAST, price DESC NULLS LAST,
-                 company_name DESC NULLS LAST
-    ) AS rn
+SELECT {columns}, reason,
+    -- only a reject keeps its record, so the table stays narrow
+    CASE WHEN reason IS NOT NULL THEN record END AS record
 FROM checked

@@ -1,4 +1,4 @@
--- Quotes: bronze_raw -> classified rows (reason NULL = valid; rn = 1 = kept).
+-- Quotes: bronze_raw -> checked rows (reason NULL = valid; see _latest.sql).
 -- Shared by DuckDB and Spark SQL (see eod_prices.sql). A quote belongs to the
 -- trading date it was ingested for; `timestamp` is FMP's epoch seconds (UTC).
 typed AS (
@@ -56,11 +56,7 @@ checked AS (
         END AS reason
     FROM typed
 )
-SELECT *,
-    ROW_NUMBER() OVER (
-        PARTITION BY reason, symbol, date
-        ORDER BY ingested_at DESC NULLS LAST, quote_timestamp DESC NULLS LAST,
-                 source_file DESC NULLS LAST, price DESC NULLS LAST, volume DESC NULLS LAST,
-                 day_high DESC NULLS LAST, day_low DESC NULLS LAST
-    ) AS rn
+SELECT {columns}, reason,
+    -- only a reject keeps its record, so the table stays narrow
+    CASE WHEN reason IS NOT NULL THEN record END AS record
 FROM checked
