@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from finks.cli import app
-from finks.handoff import read_origin
 from finks.gitinfo import git_info
+from finks.handoff import read_origin
 from tests.planbuilder import session, write_plan
 
 REPO = Path(__file__).resolve().parent.parent
