@@ -2,23 +2,67 @@
 
 Every package (devstack, connector, flows, API) builds its boto3 clients here,
 so that endpoint, region, timeouts and placeholder credentials agree.
+
+Which endpoint, first match wins:
+
+1. ``FINKS_S3_ENDPOINT_URL`` (finks's own setting), for every service;
+2. the standard AWS variables, ``AWS_ENDPOINT_URL_<SERVICE>`` (e.g.
+   ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL_CLOUDWATCH_LOGS``) then
+   ``AWS_ENDPOINT_URL``: boto3 reads them itself, so no endpoint is passed and
+   nothing here overrides them (``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true``
+   turns them off, as in boto3);
+3. locally, the moto server (``FINKS_MOTO_PORT``); on AWS environments, AWS.
+
+So the same probes run against AWS or an emulator: ``finks verify --env dev``
+with ``AWS_ENDPOINT_URL=http://127.0.0.1:5000`` reads a moto server.
 """
 
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from core.settings import Settings
 
 
-def client_kwargs(settings: Settings, *, fast_fail: bool = False) -> dict[str, Any]:
-    """boto3 client arguments for the environment's endpoint."""
+@lru_cache(maxsize=64)
+def _service_variable(service: str) -> str:
+    """``AWS_ENDPOINT_URL_<SERVICE ID>``, as boto3 names it (``logs`` -> ``..._CLOUDWATCH_LOGS``)."""
+    import botocore.session
+
+    service_id = botocore.session.get_session().get_service_model(service).service_id
+    return "AWS_ENDPOINT_URL_" + str(service_id).replace(" ", "_").upper()
+
+
+def configured_endpoint(service: str | None = None) -> str | None:
+    """The endpoint the standard AWS variables set for ``service`` (or for every service), if any."""
+    if os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").strip().lower() == "true":
+        return None
+    if service is not None:
+        try:
+            specific = os.environ.get(_service_variable(service))
+        except Exception:  # noqa: BLE001 - an unknown service: boto3 itself will say so
+            specific = None
+        if specific:
+            return specific
+    return os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def endpoint_for(settings: Settings, service: str | None = None) -> str | None:
+    """The endpoint a client for ``service`` reaches (None: AWS's own), by the order above."""
+    return settings.s3_endpoint_url or configured_endpoint(service) or settings.s3_endpoint
+
+
+def client_kwargs(settings: Settings, *, fast_fail: bool = False, service: str | None = None) -> dict[str, Any]:
+    """boto3 client arguments for the environment's endpoint (for ``service``, when given)."""
     from botocore.config import Config
 
     kwargs: dict[str, Any] = {"region_name": settings.region}
-    if settings.s3_endpoint:
+    # boto3 resolves AWS_ENDPOINT_URL[_<SERVICE>] itself: passing an endpoint would override it.
+    standard = configured_endpoint(service) is not None and not settings.s3_endpoint_url
+    if settings.s3_endpoint and not standard:
         kwargs["endpoint_url"] = settings.s3_endpoint
         # The emulator accepts any credentials; a developer machine may have none,
         # and boto3 would otherwise search the machine (and its metadata service).
@@ -37,4 +81,4 @@ def client(settings: Settings, service: str, *, fast_fail: bool = False) -> Any:
     import boto3
 
     factory: Any = boto3.client  # typed per service by boto3-stubs; the service is a runtime value
-    return factory(service, **client_kwargs(settings, fast_fail=fast_fail))
+    return factory(service, **client_kwargs(settings, fast_fail=fast_fail, service=service))

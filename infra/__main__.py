@@ -155,3 +155,21 @@ pulumi.export("flow_run_security_group_id", ecs.tasks_sg.id)
 pulumi.export("flow_run_task_role_arn", iam.task_role.arn)
 pulumi.export("flow_run_execution_role_arn", iam.execution_role.arn)
 pulumi.export("glue_job", glue.job.name)
+# What the live probes (validation/aws/) look at: names and ids of the deployed resources,
+# recorded by `finks infra up` in <state>/state/<env>/stack-outputs.json. Never a secret.
+pulumi.export("public_subnet_ids", network.public_subnet_ids)
+pulumi.export("security_groups", {"alb": prefect.alb_sg.id, "prefect_server": prefect.service_sg.id,
+                                  "database": database.security_group.id, "tasks": ecs.tasks_sg.id,
+                                  "endpoints": network.endpoint_sg.id})
+pulumi.export("fmp_secret_name", secrets.fmp_api_key.name)
+pulumi.export("iam_roles", {key: role.name for key, role in {
+    "ecs-execution": iam.execution_role, "pipeline-task": iam.task_role, "prefect-server": iam.prefect_server_role,
+    "prefect-worker": iam.prefect_worker_role, "glue": iam.glue_role, "api-lambda": iam.lambda_role}.items()})
+pulumi.export("ecs_cluster_name", ecs.cluster_name)
+pulumi.export("ecs_task_families", {k: t.family for k, t in ecs.task_definitions.items()})
+pulumi.export("log_groups", {k: g.name for k, g in ecs.log_groups.items()})
+pulumi.export("db_identifier", database.identifier)
+pulumi.export("dashboards", {"platform": monitoring.dashboard.dashboard_name,
+                             "pipeline": monitoring.pipeline_dashboard.dashboard_name})
+pulumi.export("alarms", {k: a.name for k, a in monitoring.alarms.items()})
+pulumi.export("guardduty_detector_id", security.detector.id)

@@ -3,13 +3,21 @@
 Needs the Pulumi CLI and AWS credentials; when either is missing this fails
 before touching anything, with a message saying what is missing and how to
 get it (the dry plan, `finks infra plan`, needs neither).
+
+`up` records the stack's outputs (secrets left out) in
+``<state>/state/<env>/stack-outputs.json``, beside the environment's history:
+the live probes (``validation/aws/``) read what to look at from there, so
+they need neither the Pulumi CLI nor an ARN in a check.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from core.environments import AWS_ENVIRONMENTS
@@ -82,11 +90,51 @@ def preview(env: str, on_output: Callable[[str], None] | None = None) -> DeployR
     return DeployResult(env, "preview", changes=_ops(result.change_summary))
 
 
-def up(env: str, on_output: Callable[[str], None] | None = None) -> DeployResult:
+def up(env: str, on_output: Callable[[str], None] | None = None, state_dir: Path | None = None) -> DeployResult:
+    """`pulumi up`, then record the outputs for the probes (:func:`record_outputs`)."""
     stack = select_stack(env)
     result = stack.up(on_output=on_output)
     outputs = {k: v.value for k, v in result.outputs.items() if not v.secret}
+    record_outputs(env, outputs, state_dir)
     return DeployResult(env, "up", changes=_ops(result.summary.resource_changes if result.summary else None), outputs=outputs)
+
+
+OUTPUTS_FILE = "stack-outputs.json"
+
+
+def outputs_path(env: str, state_dir: Path | None = None) -> Path:
+    """Where `up` records the outputs of ``env``'s stack."""
+    from core.paths import state_dir as default_state_dir
+
+    return Path(state_dir or default_state_dir()) / "state" / env / OUTPUTS_FILE
+
+
+def record_outputs(env: str, outputs: dict[str, Any], state_dir: Path | None = None) -> Path:
+    """Write the (non-secret) outputs atomically: a reader never sees half a file."""
+    from core.clock import now_iso
+
+    path = outputs_path(env, state_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_suffix(f".{os.getpid()}.tmp")
+    scratch.write_text(json.dumps({"stack": env, "recorded_at": now_iso(), "outputs": outputs}, indent=2,
+                                  sort_keys=True, default=str) + "\n")
+    scratch.replace(path)
+    return path
+
+
+def recorded_outputs(env: str, state_dir: Path | None = None) -> dict[str, Any]:
+    """The outputs the last `finks infra up` of ``env`` recorded (empty when none was)."""
+    path = outputs_path(env, state_dir)
+    if not path.is_file():
+        return {}
+    try:
+        doc = json.loads(path.read_text())
+    except ValueError as exc:
+        from core.errors import StateError
+
+        raise StateError(f"{path}: not valid JSON ({exc})", hint=f"run `finks infra up --env {env} --yes` again") from None
+    outputs = doc.get("outputs") if isinstance(doc, dict) else None
+    return outputs if isinstance(outputs, dict) else {}
 
 
 def stack_outputs(env: str) -> dict[str, Any]:

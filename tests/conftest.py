@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.fixtures.stack",
     "tests.fixtures.fmp",
     "tests.fixtures.lake",
+    "tests.fixtures.deployed",
 ]
