@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     # "auto" takes PostgreSQL when one answers on 127.0.0.1:5432, else SQLite.
     prefect_database: Literal["auto", "postgresql", "sqlite"] = "auto"
     # Under load a cold Prefect server (migrations, UI assets) can take ~2 minutes.
-    prefect_start_timeout: int = Field(120, ge=5, le=1800)
+    prefect_start_timeout: int = Field(120, ge=1, le=1800)
     worker_pool: str = Field("finks-process", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
 
     engine: Literal["duckdb", "spark"] | None = None

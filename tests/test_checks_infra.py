@@ -410,3 +410,11 @@ def test_deployed_check_fails_when_the_stack_was_never_deployed(tmp_path: Path, 
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with pytest.raises(CheckFailed, match="stack dev has no outputs: not deployed"):
         checks.stack_deployed(context(tmp_path, env="dev"))
+
+
+@pytest.mark.check_fails("validation.infra:glue_job_and_catalog")
+def test_glue_check_fails_for_a_checkout_without_the_glue_script(tmp_path: Path) -> None:
+    root = repo_copy(tmp_path, "infra", "core", "jobs")
+    (root / "jobs" / "glue_bronze_to_silver.py").unlink()
+    with pytest.raises(CheckFailed, match="glue_bronze_to_silver.py"):
+        checks.glue_job_and_catalog(context(tmp_path, root))

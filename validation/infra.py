@@ -330,9 +330,7 @@ def status_badges(ctx: CheckContext) -> Evidence:
     return Evidence(f"README.md shows badges for {workflows}", figures={"workflows": workflows})
 
 
-# ---- S8 / S9 -----------------------------------------------------------------
-# ---- S11 / S20 ---------------------------------------------------------------
-# ---- S12 / S13 / S19 ---------------------------------------------------------
+# ---- S13 ---------------------------------------------------------------------
 def glue_job_and_catalog(ctx: CheckContext) -> Evidence:
     from infra import criteria
 
