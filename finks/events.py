@@ -50,6 +50,7 @@ class SessionStarted(Event):
     session: str
     title: str
     run_id: str
+    checks: int = 0  # how many checks the run will try (for progress displays)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from finks.events import (
     ActionFinished,
     ActionStarted,
     CheckFinished,
+    CheckStarted,
     Event,
     GateEvaluated,
     SessionFinished,
@@ -56,24 +57,65 @@ def envelope(kind: str, payload: dict[str, Any]) -> str:
 
 
 class TextReporter:
-    """Progress lines on stderr; colour only on a TTY and never with NO_COLOR."""
+    """Progress lines on stderr; colour only on a TTY and never with NO_COLOR.
+
+    On a terminal a live bar under the lines counts the session's checks done
+    of total and names the one running (rich, transient: it leaves only the
+    lines); elsewhere the lines alone, one per check.
+    """
 
     def __init__(self, stream: IO[str] | None = None, verbose: bool = False) -> None:
         self.stream = stream or sys.stderr
         self.colour = use_colour(self.stream)
         self.verbose = verbose
+        self._live: Any = None  # rich Progress while a session runs on a terminal
+        self._task: Any = None
 
     def _out(self, text: str) -> None:
+        if self._live is not None:
+            from rich.text import Text
+
+            self._live.console.print(Text.from_ansi(text), soft_wrap=True)
+            return
         self.stream.write(text + "\n")
         self.stream.flush()
 
+    def _bar(self, event: SessionStarted) -> None:
+        if not (event.checks and hasattr(self.stream, "isatty") and self.stream.isatty()):
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        console = Console(file=self.stream, no_color=not self.colour, highlight=False)
+        self._live = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                              TextColumn("checks"), TimeElapsedColumn(), console=console, transient=True)
+        self._live.start()
+        self._task = self._live.add_task(event.session, total=event.checks)
+
+    def _end_bar(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = self._task = None
+
     @functools.singledispatchmethod
     def handle(self, event: Event) -> None:
-        """An event this reporter does not show (CheckStarted)."""
+        """An event this reporter does not show."""
 
     @handle.register
     def _session_started(self, event: SessionStarted) -> None:
         self._out(f"▶ {event.session}: {event.title}  (run {event.run_id})")
+        self._bar(event)
+
+    @handle.register
+    def _check_started(self, event: CheckStarted) -> None:
+        if self._live is not None:
+            self._live.update(self._task, description=f"{event.session} · {event.check}")
 
     @handle.register
     def _action_started(self, event: ActionStarted) -> None:
@@ -90,9 +132,12 @@ class TextReporter:
         if result.outcome in FAILING and result.evidence.excerpt and self.verbose:
             for ln in result.evidence.excerpt.splitlines()[-10:]:
                 self._out("      " + ln)
+        if isinstance(event, CheckFinished) and self._live is not None:
+            self._live.advance(self._task)
 
     @handle.register
     def _session_finished(self, event: SessionFinished) -> None:
+        self._end_bar()
         word = event.outcome
         tail = f" ({event.verdicts})" if event.verdicts else ""
         self._out(f"■ {event.session} {paint(word, word, self.colour)}{tail} in {event.duration_s:.1f}s "

@@ -173,7 +173,8 @@ class Runner:
             {"type": "run_started", "run_id": run_id, "session": session.id, "pid": os.getpid(), "git": self._git(),
              **self._mode()}
         )
-        self.report(SessionStarted(session.id, session.title, run_id))
+        checks = sum(len(c.checks) for c in session.criteria if c.applies(self.env))
+        self.report(SessionStarted(session.id, session.title, run_id, checks))
         action_failed = False
         for task in session.tasks if not self.verify else ():
             if task.action is None or self.env not in task.action.envs:

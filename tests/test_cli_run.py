@@ -321,3 +321,33 @@ def test_each_check_run_gets_a_fresh_work_dir(env: Env) -> None:
     assert env.invoke("run", "s1").exit_code == 0
     assert (work / "left-over").exists()
     assert env.invoke("run", "s1").exit_code == 0
+
+
+def test_on_a_terminal_a_run_draws_its_checks_done_of_total(env: Env, tmp_path: Path) -> None:
+    """The console reporter's live bar (rich) on a pseudo-terminal; the lines stay plain off one."""
+    import pty
+    import select
+
+    checks = [{"id": "one", "shell": "sleep 0.5"}, {"id": "two", "shell": "sleep 0.5"}]
+    write_plan(env.plan, [session("s1", checks=checks)])
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: finks on the terminal's side (the env fixture's variables are inherited)
+        os.environ.update(COLUMNS="100", TERM="xterm")
+        os.execv(sys.executable, [sys.executable, "-m", "finks", "run", "s1"])
+    out = b""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    _, status = os.waitpid(pid, 0)
+    text = out.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "checks" in text and ("1/2" in text or "2/2" in text), text
+    assert "■ s1 passed" in text
