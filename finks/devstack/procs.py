@@ -143,6 +143,23 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
+def listener(port: int) -> Any:
+    """The psutil.Process listening on *port*, or None."""
+    import psutil
+
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except (psutil.AccessDenied, OSError):
+        return None
+    for conn in conns:
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+            try:
+                return psutil.Process(conn.pid)
+            except psutil.Error:
+                return None
+    return None
+
+
 def port_owner(port: int) -> str | None:
     """'pid 123 (python -m http.server)' for the listener on *port*, when visible to us."""
     import psutil

@@ -158,8 +158,28 @@ def _ensure_prefect_database(settings: Settings) -> None:
         ensure_database(settings.database_url.get_secret_value())
 
 
+def _adopt(settings: Settings, name: str, command: list[str], port: int | None) -> procs.PidRecord | None:
+    """Our own service already listening on its port, but its PID file lost (overwritten or
+    removed by another process): take it back rather than refuse the port it holds."""
+    if port is None or not procs.port_in_use(port):
+        return None
+    proc = procs.listener(port)
+    try:
+        if proc is None or proc.cmdline() != command:
+            return None
+        rec = procs.PidRecord(name, proc.pid, proc.create_time(), port, proc.create_time(), command,
+                              {"backend": settings.database_kind if name == "prefect" else None})
+    except Exception:  # psutil.Error: the process went away meanwhile
+        return None
+    rec.save(_pid_path(settings, name))
+    return rec
+
+
 def _start(settings: Settings, name: str) -> procs.PidRecord:
     s = spec(name, settings)
+    adopted = _adopt(settings, name, s.command, s.port)
+    if adopted is not None:
+        return adopted
     _check_port(name, s.port)
     rec = procs.spawn(name, s.command, s.env, log_path(settings, name), settings.home, s.port,
                       {"backend": settings.database_kind if name == "prefect" else None})
