@@ -223,8 +223,12 @@ def up(settings: Settings, services: Sequence[str] | None = None, bootstrap: boo
         settings.prefect_home.mkdir(parents=True, exist_ok=True)
         # Refuse before starting anything when a port is taken by someone else.
         to_start = [n for n in names if not ((rec := _record(settings, n)) and rec.alive())]
-        for name in to_start:
-            _check_port(name, spec(name, settings).port)
+        for name in list(to_start):
+            s = spec(name, settings)
+            if _adopt(settings, name, s.command, s.port) is not None:
+                to_start.remove(name)  # ours, already up: its PID file is written again
+                continue
+            _check_port(name, s.port)
         if "prefect" in to_start:
             _ensure_prefect_database(settings)
         pending: dict[str, procs.PidRecord] = {}
