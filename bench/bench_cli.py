@@ -21,33 +21,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from statustiming import cache_resetters, python_start, summarise, time_command  # noqa: E402
+
 TARGET_S = 0.3
 STATUS_TARGET_S = 0.1
 RUNS_PER_SESSION = 3
 
 
-def time_command(args: list[str], runs: int, env: dict[str, str],
-                 before: Callable[[], None] | None = None) -> list[float]:
-    samples = []
-    for _ in range(runs):
-        if before is not None:
-            before()
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "finks.cli", *args], cwd=REPO, env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-        samples.append(time.perf_counter() - started)
-    return samples
 
 
 def full_state(state: Path, env: str = "local") -> int:
@@ -105,19 +94,8 @@ def main() -> int:
         env.pop("FINKS_ROOT", None)
         time.sleep(2.1)  # the memo does not trust files younger than 2 s: the history was just written
         time_command(["status"], 3, env)  # warm the page cache; the first one writes the memo
-        python_only = []
-        for _ in range(opts.runs):
-            started = time.perf_counter()
-            subprocess.run([sys.executable, "-c", "pass"], check=False)
-            python_only.append(time.perf_counter() - started)
-        results: dict[str, list[float]] = {"python -c pass": python_only}
-
-        def no_memo() -> None:
-            for memo in (state / "cache").glob("status-*.json"):
-                memo.unlink()
-
-        def nothing_cached() -> None:
-            shutil.rmtree(state / "cache", ignore_errors=True)
+        results: dict[str, list[float]] = {"python -c pass": python_start(opts.runs)}
+        no_memo, nothing_cached = cache_resetters(state)
 
         results["finks status"] = time_command(["status"], opts.runs, env)
         results["finks status --json"] = time_command(["status", "--json"], opts.runs, env)
@@ -125,19 +103,14 @@ def main() -> int:
         results["finks status-fresh"] = time_command(["status"], opts.runs, env, nothing_cached)
         for args in (["--help"], ["plan"]):
             results["finks " + " ".join(args)] = time_command(args, opts.runs, env)
-    report = {
-        name: {"median_s": round(statistics.median(s), 4), "min_s": round(min(s), 4), "max_s": round(max(s), 4),
-               "runs": len(s)}
-        for name, s in results.items()
-    }
+    report = summarise(results)
     if opts.json:
         print(json.dumps({"history_events": events, **report}, indent=2))
         return 0
-    floor = report["python -c pass"]["median_s"]
     print(f"full state: {events} events ({RUNS_PER_SESSION} validated runs of each session, gates passed)")
     print(f"{'command':<24} {'median':>8} {'min':>8} {'max':>8}  vs interpreter start")
     for name, r in report.items():
-        print(f"{name:<24} {r['median_s']:>8.3f} {r['min_s']:>8.3f} {r['max_s']:>8.3f}  {r['median_s'] / floor:>5.1f}x")
+        print(f"{name:<24} {r['median_s']:>8.3f} {r['min_s']:>8.3f} {r['max_s']:>8.3f}  {r['vs_python']:>5.1f}x")
     status = report["finks status"]["median_s"]
     print(f"target `finks status` <{STATUS_TARGET_S} s median:", "met" if status < STATUS_TARGET_S else "missed")
     slow = [n for n, r in report.items() if n.startswith("finks") and "status" not in n and r["median_s"] > TARGET_S]

@@ -22,19 +22,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from statustiming import cache_resetters, python_start, summarise, time_command  # noqa: E402
+
 STATUS_TARGET_S = 0.1
 WORDS = ("prefect-server", "ingest", "dbt-models", "api", "quality-checks")
 WEEKS = 5
@@ -102,19 +103,6 @@ def full_state(plan_dir: Path, root: Path, state: Path, env: str = "local") -> i
     return written
 
 
-def time_command(args: list[str], runs: int, env: dict[str, str],
-                 before: Callable[[], None] | None = None) -> list[float]:
-    samples = []
-    for _ in range(runs):
-        if before is not None:
-            before()
-        started = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "finks", *args], cwd=REPO, env=env,
-                              capture_output=True, text=True, check=False)
-        samples.append(time.perf_counter() - started)
-        if proc.returncode != 0:
-            raise SystemExit(f"finks {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
-    return samples
 
 
 def main() -> int:
@@ -136,19 +124,8 @@ def main() -> int:
                                capture_output=True, text=True, check=True)
         statuses = {s["status"] for s in json.loads(check.stdout)["sessions"]}
         time_command(["status"], 3, env)  # warm the page cache; the first one writes the memo
-        python_only = []
-        for _ in range(opts.runs):
-            started = time.perf_counter()
-            subprocess.run([sys.executable, "-c", "pass"], check=False)
-            python_only.append(time.perf_counter() - started)
-        results: dict[str, list[float]] = {"python -c pass": python_only}
-
-        def no_memo() -> None:
-            for memo in (state / "cache").glob("status-*.json"):
-                memo.unlink()
-
-        def nothing_cached() -> None:
-            shutil.rmtree(state / "cache", ignore_errors=True)
+        results: dict[str, list[float]] = {"python -c pass": python_start(opts.runs)}
+        no_memo, nothing_cached = cache_resetters(state)
 
         results["finks status (warm)"] = time_command(["status"], opts.runs, env)
         results["finks status (cold)"] = time_command(["status"], opts.runs, env, no_memo)
@@ -160,11 +137,7 @@ def main() -> int:
         time.sleep(2.1)  # the claim was just appended to the history
         time_command(["status"], 1, env)  # writes the memo, valid until the claim's time left reads differently
         results["finks status (claim)"] = time_command(["status"], opts.runs, env)
-    report = {name: {"median_s": round(statistics.median(s), 4), "min_s": round(min(s), 4),
-                     "max_s": round(max(s), 4), "runs": len(s)} for name, s in results.items()}
-    floor = report["python -c pass"]["median_s"]
-    for r in report.values():
-        r["vs_python"] = round(r["median_s"] / floor, 2)
+    report = summarise(results)
     warm = report["finks status (warm)"]["median_s"]
     if opts.json:
         print(json.dumps({"sessions": opts.sessions, "history_events": events, "statuses": sorted(statuses),
