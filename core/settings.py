@@ -63,6 +63,11 @@ class _YamlSource(PydanticBaseSettingsSource):
         return data
 
 
+def window_limit(calls_per_minute: int, window_s: float) -> int:
+    """The per-minute rate as a count per window of ``window_s`` seconds (at least one call)."""
+    return max(1, int(calls_per_minute * window_s / 60.0 + 1e-9))
+
+
 class Settings(BaseSettings):
     """Effective configuration for one environment."""
 
@@ -101,6 +106,9 @@ class Settings(BaseSettings):
         "starter", validation_alias="FMP_PLAN"
     )
     fmp_calls_per_minute: int | None = Field(None, ge=1, validation_alias="FMP_CALLS_PER_MINUTE")
+    # The window the limit is counted over. FMP counts per minute; a shorter window keeps the
+    # same rate (limit × window / 60 calls per window) and proves the limiter in seconds.
+    fmp_rate_window_s: float = Field(60.0, gt=0, le=3600, validation_alias="FMP_RATE_WINDOW_S")
     fmp_max_concurrency: int = Field(8, ge=1, le=256, validation_alias="FMP_MAX_CONCURRENCY")
     fmp_sim_port: int = Field(8765, ge=1, le=65535, validation_alias="FMP_SIM_PORT")
 
@@ -217,6 +225,11 @@ class Settings(BaseSettings):
     @property
     def fmp_rate_limit(self) -> int:
         return self.fmp_calls_per_minute or FMP_PLAN_LIMITS[self.fmp_plan]
+
+    @property
+    def fmp_window_limit(self) -> int:
+        """Calls allowed in one ``fmp_rate_window_s`` window: the per-minute rate scaled to it."""
+        return window_limit(self.fmp_rate_limit, self.fmp_rate_window_s)
 
     @property
     def database_kind(self) -> str:

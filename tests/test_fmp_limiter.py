@@ -107,3 +107,13 @@ def test_concurrency_is_bounded() -> None:
         return peak
 
     assert asyncio.run(run()) == 3
+
+
+def test_the_window_keeps_the_rate() -> None:
+    """FMP_RATE_WINDOW_S shortens the window, not the rate: 480/min is 40 per 5 s, 480 per minute."""
+    from core.settings import load_settings, window_limit
+
+    assert window_limit(480, 5.0) == 40 and window_limit(480, 60.0) == 480
+    assert window_limit(10, 1.0) == 1  # never a window that allows nothing
+    settings = load_settings(env="local", fmp_calls_per_minute=240, fmp_rate_window_s=15)
+    assert settings.fmp_window_limit == 60

@@ -95,9 +95,11 @@ def fmp_sim(
                         symbol_faults=faults_by_symbol)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    cpm = None if no_limit else (limit or settings.fmp_rate_limit)
+    from core.settings import window_limit
+
+    per_window = None if no_limit else window_limit(limit or settings.fmp_rate_limit, settings.fmp_rate_window_s)
     sim = SimulatorServer(port=settings.fmp_sim_port if port is None else port, host=host,
-                          calls_per_minute=cpm, seed=seed, faults=faults)
+                          calls_per_minute=per_window, window_s=settings.fmp_rate_window_s, seed=seed, faults=faults)
     try:
         sim.start()
     except OSError as exc:
@@ -105,7 +107,8 @@ def fmp_sim(
 
         raise ServiceError(f"cannot listen on {host}:{port or settings.fmp_sim_port}: {exc.strerror}",
                            hint="pick another --port or stop what uses it") from None
-    typer.echo(f"FMP simulator on {sim.base_url} ({cpm or 'no'} calls/min limit, "
+    window = f"{per_window} calls per {settings.fmp_rate_window_s:g} s" if per_window else "no"
+    typer.echo(f"FMP simulator on {sim.base_url} ({window} limit, "
                f"{len(sim.data.symbols)} symbols); Ctrl-C stops it", err=True)
     try:
         while True:

@@ -124,7 +124,8 @@ def simulator_if_needed(settings: Any) -> Iterator[None]:
             if port not in _SHARED_SIMS:
                 from connectors.fmp.simulator import SimulatorServer
 
-                sim = SimulatorServer(port=port, calls_per_minute=settings.fmp_rate_limit).start()
+                sim = SimulatorServer(port=port, calls_per_minute=settings.fmp_window_limit,
+                                      window_s=settings.fmp_rate_window_s).start()
                 _SHARED_SIMS[port] = [sim, 0]
             _SHARED_SIMS[port][1] += 1
     try:
@@ -200,7 +201,7 @@ async def _fetch_all(opts: FmpOptions, ingestion: Ingestion, units: UnitPlan, re
     from connectors.fmp.client import FmpClient
     from connectors.fmp.limiter import RateLimiter
 
-    limiter = RateLimiter(opts.calls_per_minute, opts.max_concurrency)
+    limiter = RateLimiter(opts.window_limit, opts.max_concurrency, window_s=opts.window_s)
     existing = ingestion.existing_parts()
     pending = iter(units)  # shared by the workers; next() never interleaves on one loop
     state: dict[str, Any] = {"files": [], "quarantine": [], "stop": None, "lock": threading.Lock()}

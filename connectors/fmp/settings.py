@@ -20,6 +20,7 @@ class FmpOptions:
     calls_per_minute: int
     max_concurrency: int
     uses_simulator: bool
+    window_s: float = 60.0  # the window the limit is counted over (core.settings fmp_rate_window_s)
     timeout_s: float = 15.0
     max_retries: int = 4
     backoff_base_s: float = 0.5
@@ -35,9 +36,17 @@ class FmpOptions:
             "calls_per_minute": settings.fmp_rate_limit,
             "max_concurrency": settings.fmp_max_concurrency,
             "uses_simulator": settings.uses_simulator,
+            "window_s": settings.fmp_rate_window_s,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    @property
+    def window_limit(self) -> int:
+        """Calls allowed in one window: ``calls_per_minute`` scaled to ``window_s``."""
+        from core.settings import window_limit
+
+        return window_limit(self.calls_per_minute, self.window_s)
 
     @property
     def sim_extensions(self) -> bool:
