@@ -53,6 +53,7 @@ from finks.outcomes import FAILING, Grade, Outcome
 if TYPE_CHECKING:
     from core.settings import Settings
     from finks.models import CheckSpec
+    from finks.zygote import Zygote
 
 EXCERPT_CHARS = 2000
 
@@ -136,7 +137,8 @@ def _tail(text: str, limit: int = EXCERPT_CHARS) -> str:
     return text if len(text) <= limit else "…" + text[-limit:]
 
 
-def _child_env(ctx: CheckContext) -> dict[str, str]:
+def child_env(ctx: CheckContext) -> dict[str, str]:
+    """The environment of a check process: ours, plus the check's context and the project on PYTHONPATH."""
     env = dict(os.environ)
     env.update(
         {
@@ -151,12 +153,21 @@ def _child_env(ctx: CheckContext) -> dict[str, str]:
     return env
 
 
-def _run_process(argv: list[str], ctx: CheckContext, timeout: float) -> tuple[int | None, str, str]:
-    """Run argv in its own process group; kill the whole group on timeout."""
+def _run_process(argv: list[str], ctx: CheckContext, timeout: float,
+                 zygote: Zygote | None = None) -> tuple[int | None, str, str]:
+    """Run argv in its own process group; kill the whole group on timeout.
+
+    A check worker is forked from the run's preloaded ``zygote`` when there is one
+    (:mod:`finks.zygote`); anything else, or a zygote that cannot, gets a plain process.
+    """
+    if zygote is not None and argv[1:3] == ["-m", "finks._checkworker"]:
+        forked = zygote.run(argv[3:], child_env(ctx), ctx.root, timeout)
+        if forked is not None:
+            return forked
     proc = subprocess.Popen(
         argv,
         cwd=ctx.root,
-        env=_child_env(ctx),
+        env=child_env(ctx),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -181,14 +192,14 @@ def _run_process(argv: list[str], ctx: CheckContext, timeout: float) -> tuple[in
         return None, out or "", err or ""
 
 
-def run_check(spec: CheckSpec, ctx: CheckContext) -> CheckResult:
+def run_check(spec: CheckSpec, ctx: CheckContext, zygote: Zygote | None = None) -> CheckResult:
     """Run one check and classify its outcome. Never raises for check problems."""
-    result = _run_check(spec, ctx)
+    result = _run_check(spec, ctx, zygote)
     result.grade = spec.evidence_grade
     return result
 
 
-def _run_check(spec: CheckSpec, ctx: CheckContext) -> CheckResult:
+def _run_check(spec: CheckSpec, ctx: CheckContext, zygote: Zygote | None = None) -> CheckResult:
     if ctx.env not in spec.envs:
         return CheckResult(
             spec.id,
@@ -207,7 +218,7 @@ def _run_check(spec: CheckSpec, ctx: CheckContext) -> CheckResult:
         argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *spec.pytest.split()]
     else:
         argv = ["bash", "-c", spec.shell or ""]
-    code, out, err = _run_process(argv, ctx, spec.timeout)
+    code, out, err = _run_process(argv, ctx, spec.timeout, zygote)
     duration = time.monotonic() - started
     if code is None:
         return CheckResult(

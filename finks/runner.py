@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.clock import new_run_id
 from core.errors import BlockedError
@@ -60,6 +60,9 @@ from finks.outcomes import FAILING, NOT_OK, GateState, SessionOutcome, SessionSt
 from finks.state import StateStore, gate_lock, resource_lock, session_lock
 from finks.status import DONE, StatusBoard
 from finks.verdicts import SessionVerdict, judge, judge_checks
+
+if TYPE_CHECKING:
+    from finks.zygote import Zygote
 
 # The outcome of a session's run from its verdicts (an action that failed makes it failed).
 _BY_STATE = {SessionState.complete: SessionOutcome.passed, SessionState.failed: SessionOutcome.failed,
@@ -98,6 +101,7 @@ class Runner:
         self.verify = False  # this batch runs checks only (see the module docstring)
         self.verdicts: dict[str, SessionVerdict] = {}  # of each session this runner ran
         self.gate_states: dict[str, GateState] = {}  # of each gate this runner evaluated
+        self._zygote: Zygote | None = None  # the preloaded parent of this batch's check processes
 
     def _waiting(self, who: str) -> Callable[[str, str], None]:
         def tell(name: str, holder: str) -> None:
@@ -146,7 +150,7 @@ class Runner:
             envs=action.envs,
         )
         self.report(ActionStarted(session.id, title))
-        result = run_check(spec, self._ctx(session.id, "action"))
+        result = run_check(spec, self._ctx(session.id, "action"), self._zygote)
         self.store.append({"type": "action", "run_id": run_id, "session": session.id, "task": title, **result.to_dict()})
         self.report(ActionFinished(session.id, title, result))
         return result
@@ -189,7 +193,7 @@ class Runner:
                 continue  # not a criterion on this environment: nothing to check
             for spec in criterion.checks:
                 self.report(CheckStarted(session.id, spec.id))
-                result = run_check(spec, self._ctx(session.id, spec.id))
+                result = run_check(spec, self._ctx(session.id, spec.id), self._zygote)
                 records.append(result.to_dict())
                 self.store.append(
                     {"type": "check", "run_id": run_id, "session": session.id, "criterion": criterion.text,
@@ -233,7 +237,7 @@ class Runner:
             return False, reason
         checks: list[dict[str, Any]] = []
         for spec in gate.checks:
-            result = run_check(spec, self._ctx(gid, spec.id))
+            result = run_check(spec, self._ctx(gid, spec.id), self._zygote)
             checks.append(result.to_dict())
             self.report(CheckFinished(gid, gate.title, result))
         verdict = judge_checks(gate.title, gate.checks, checks, self.env, self.plan.accepts_planned(self.env)) \
@@ -285,10 +289,27 @@ class Runner:
         self._rerun = frozenset(todo) if force or verify else frozenset(selection.explicit)
         if not self.wait:
             self._refuse_locked(todo, summary)
-        self._execute(todo, summary)
-        self._final_gates(todo, summary)
+        self._zygote = self._preloaded()
+        try:
+            self._execute(todo, summary)
+            self._final_gates(todo, summary)
+        finally:
+            if self._zygote is not None:
+                self._zygote.close()
+            self._zygote = None
         self.store.append({"type": "batch", "batch_id": summary.batch_id, "results": summary.results, **self._mode()})
         return summary
+
+    def _preloaded(self) -> Zygote | None:
+        """One preloaded parent per batch: check processes skip the heavy imports (finks.zygote)."""
+        from finks import zygote
+        from finks.checks import child_env
+
+        if not zygote.enabled():
+            return None
+        env = child_env(CheckContext(self.env, self.root, self.state_dir, self.state_dir / "work" / self.env))
+        env.pop("FINKS_CHECK_CONTEXT", None)
+        return zygote.Zygote(self.root, env)
 
     def _refuse_locked(self, todo: list[str], summary: RunSummary) -> None:
         """Without waiting, refuse at once, before anything runs, when another run holds a lock."""

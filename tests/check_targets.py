@@ -39,3 +39,20 @@ def slow(ctx: CheckContext) -> Evidence:
     marker.write_text(str(os.getpid()))
     time.sleep(float(os.environ.get("FINKS_TEST_SLEEP", "30")))
     return Evidence("slept")
+
+
+def process_facts(ctx: CheckContext) -> Evidence:
+    """What the check's process looks like from inside: what was imported before it ran, and its env."""
+    import sys
+
+    preloaded = "prefect" in sys.modules
+    from prefect.settings import get_current_settings
+
+    return Evidence("looked", figures={
+        "prefect_preloaded": preloaded, "pid": os.getpid(), "sid": os.getsid(0), "cwd": os.getcwd(),
+        "api_url": str(get_current_settings().api.url), "env_api_url": os.environ.get("PREFECT_API_URL"),
+        "marker": os.environ.get("FINKS_TEST_MARKER"), "context_check": ctx.check_id})
+
+
+def exits_hard(ctx: CheckContext) -> Evidence:
+    os._exit(3)
