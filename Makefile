@@ -5,6 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 FINKS := $(VENV)/bin/finks
 ENV ?= local
+# Sessions run two at a time where they share nothing (`resources:` in their YAML keeps
+# those that share the local stack apart); JOBS=1 runs them one by one.
+JOBS ?= 2
 
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
@@ -23,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 run: install            ## set up, then run the whole plan on the local environment
-	$(FINKS) run --all --env $(ENV)
+	$(FINKS) run --all --env $(ENV) --jobs $(JOBS)
 
 test: install           ## the whole test suite (slow and service tests included)
 	$(PY) -m pytest

@@ -151,6 +151,10 @@ class Session(_Strict):
     difficulty: int | None = Field(None, ge=1, le=5)
     context_prime: str = ""
     required_resources: tuple[str, ...] = ()
+    # Names of what the session's actions and checks share with other sessions (the local stack,
+    # the lake it serves): a run holds one lock per name, and sessions naming the same one never
+    # run at once, in one run (--jobs) or in two. ``required_resources`` is prose for people.
+    resources: tuple[str, ...] = ()
     tasks: tuple[Task, ...] = Field(min_length=1)
     criteria: tuple[Criterion, ...] = Field(min_length=1)
     deliverables: tuple[str, ...] = ()
@@ -158,6 +162,14 @@ class Session(_Strict):
     recovery: str = ""
     handoff: str = ""
     known_issues: tuple[str, ...] = ()
+
+    @field_validator("resources")
+    @classmethod
+    def _resources(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
+                raise ValueError(f"resource {name!r} must be a lowercase slug, e.g. local-stack")
+        return tuple(sorted(set(value)))  # one order everywhere: locks are taken in it
 
     @field_validator("id")
     @classmethod

@@ -71,15 +71,9 @@ _BY_STATE = {SessionState.complete: SessionOutcome.passed, SessionState.failed: 
 
 
 def session_locks(session: Session) -> list[str]:
-    """The locks a run of a session holds: its own, and one per shared resource it needs.
-
-    TODO(models): a ``resources:`` list in the session YAML (the local stack's
-    lifecycle, a lake partition, a Prefect deployment name). ``required_resources``
-    is prose for people ("Docker Desktop running"), not names to lock, so until
-    the field exists a session needs no shared resource.
-    """
-    resources: tuple[str, ...] = getattr(session, "resources", ())
-    return [session_lock(session.id), *(resource_lock(r) for r in resources)]
+    """The locks a run of a session holds: its own, and one per shared resource it names
+    (``resources:`` in its YAML, sorted, so two runs take them in the same order)."""
+    return [session_lock(session.id), *(resource_lock(r) for r in session.resources)]
 
 
 class Runner:
@@ -398,6 +392,8 @@ class Runner:
                         continue
                     if not all(d in done for d in batch_needs(self.plan, sid, todo)) or len(running) >= self.jobs:
                         continue
+                    if self._shares_with(sid, running.values()):
+                        continue  # it would only wait for the other's lock: start something else
                     if running and self.plan.strict_gates and not self.verify and self._needs_gate(sid):
                         continue  # evaluate gates only when nothing else is running
                     ok, reason = (True, "") if self.verify else self._gate_open(sid, summary)
@@ -423,6 +419,11 @@ class Runner:
                         summary.results[sid] = SessionOutcome.blocked
                         summary.reasons[sid] = "predecessor not run"
                     pending.clear()
+
+    def _shares_with(self, sid: str, running: Any) -> bool:
+        """Whether a running session of this batch holds a resource ``sid`` needs."""
+        mine = set(self.plan.sessions[sid].resources)
+        return bool(mine) and any(mine & set(self.plan.sessions[r].resources) for r in running)
 
     def _needs_gate(self, sid: str) -> bool:
         board = self.board()

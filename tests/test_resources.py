@@ -1,0 +1,52 @@
+"""`resources:` in a session's YAML: sessions naming the same resource never run at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.planbuilder import CliEnv, cli_env, session, write_plan
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliEnv:
+    return cli_env(tmp_path, monkeypatch)
+
+
+def _timed(log: Path, sid: str) -> dict[str, str]:
+    """A check that records when it starts and ends, holding on for a second in between."""
+    return {"id": "timed", "shell": f"echo {sid} start $(date +%s.%N) >> {log}; sleep 1.5; "
+                                   f"echo {sid} end $(date +%s.%N) >> {log}"}
+
+
+def _spans(log: Path) -> dict[str, tuple[float, float]]:
+    marks: dict[str, dict[str, float]] = {}
+    for line in log.read_text().splitlines():
+        sid, what, at = line.split()
+        marks.setdefault(sid, {})[what] = float(at)
+    return {sid: (m["start"], m["end"]) for sid, m in marks.items()}
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_sessions_sharing_a_resource_do_not_overlap_under_jobs(env: CliEnv, tmp_path: Path, shared: bool) -> None:
+    log = tmp_path / "spans.log"
+    extra = {"resources": ["local-stack"]} if shared else {}
+    write_plan(env.plan, [session("s1", checks=[_timed(log, "s1")], **extra),
+                          session("s2", checks=[_timed(log, "s2")], **extra)])
+    result = env.invoke("run", "--all", "--jobs", "2")
+    assert result.exit_code == 0, result.stderr
+    spans = _spans(log)
+    assert _overlap(spans["s1"], spans["s2"]) is (not shared)
+    assert "waiting for" not in result.stderr  # the scheduler starts something else instead of waiting
+
+
+def test_a_resource_name_must_be_a_slug(env: CliEnv) -> None:
+    write_plan(env.plan, [session("s1", resources=["Local Stack"])])
+    result = env.invoke("status")
+    assert result.exit_code == 2
+    assert "resource 'Local Stack' must be a lowercase slug" in result.stderr
