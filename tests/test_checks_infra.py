@@ -391,27 +391,6 @@ def test_a_crashing_linter_is_an_error_never_a_pass(tmp_path: Path, fake_lint_to
             check(context(tmp_path, root))
 
 
-# ---- S3: the deployed stack ----------------------------------------------------------
-def test_deployed_check_skips_on_local(tmp_path: Path) -> None:
-    with pytest.raises(CheckSkipped, match="local has no AWS stack"):
-        checks.stack_deployed(context(tmp_path))
-
-
-@pytest.mark.check_fails("validation.infra:stack_deployed")
-def test_deployed_check_fails_when_the_stack_was_never_deployed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    bin_dir = tmp_path / "bin"
-    # A Pulumi CLI that knows no stack: what `pulumi stack select dev` says before the first `up`.
-    fake_tool(bin_dir, "pulumi", 'case "$*" in\n  version) echo v3.160.0;;\n'
-              '  *"stack select"*) echo "error: no stack named \'dev\' found" >&2; exit 255;;\n'
-              '  *) echo "unexpected: $*" >&2; exit 1;;\nesac')
-    monkeypatch.setenv("PATH", path_with(bin_dir))
-    monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "pulumi-home"))
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with pytest.raises(CheckFailed, match="stack dev has no outputs: not deployed"):
-        checks.stack_deployed(context(tmp_path, env="dev"))
-
-
 @pytest.mark.check_fails("validation.infra:glue_job_and_catalog")
 def test_glue_check_fails_for_a_checkout_without_the_glue_script(tmp_path: Path) -> None:
     root = repo_copy(tmp_path, "infra", "core", "jobs")

@@ -4,7 +4,7 @@ parts of S8, S9, S12, S13, S19, S20).
 AWS environments (dev/staging/prod) assert on the dry plan of their own
 stack; `local` has no AWS stack and asserts on the dev stack's plan. Either
 way the Evidence says "planned (Pulumi mocks)": nothing here claims a
-deployment except `stack_deployed`, which asks the real stack.
+deployment (the live probes in validation/aws/ ask the real stack).
 
 Tools the checks run (pytest, mypy, actionlint) are judged by their exit
 codes: findings are a failed check; a tool that crashes, is killed or says
@@ -229,37 +229,24 @@ def ci_workflow_triggers_on_pr(ctx: CheckContext) -> Evidence:
 
 
 # ---- S3 ----------------------------------------------------------------------
-def stack_deployed(ctx: CheckContext) -> Evidence:
-    """The real stack exists: its outputs name the buckets and S3 answers for them."""
-    import botocore.exceptions
+def deploy_stack(ctx: CheckContext) -> Evidence:
+    """Task action for S3 "Deploy and test in dev environment", on every environment.
 
-    from core.aws import client as aws_client
+    On an AWS environment: `pulumi up` of its stack, recording the outputs the live
+    probes read (``infra.deploy.up``; needs the Pulumi CLI and credentials, else an
+    error naming what to install or set). Locally "deploy" is `finks dev up`: the
+    emulator starts and its data plane is bootstrapped.
+    """
     from infra import deploy
 
     if ctx.env == "local":
-        raise CheckSkipped("local has no AWS stack: the emulator's data plane is checked instead")
-    outputs = deploy.stack_outputs(ctx.env)  # DeployUnavailable: an error naming the missing CLI/credentials
-    buckets = outputs.get("buckets") or {}
-    if not buckets:
-        raise CheckFailed(f"stack {ctx.env} has no outputs: not deployed", figures={"outputs": sorted(outputs)})
-    s3 = aws_client(ctx.settings, "s3")
-    missing = []
-    for name in buckets.values():
-        try:
-            s3.head_bucket(Bucket=name)
-        except botocore.exceptions.ClientError:
-            missing.append(name)
-    if missing:
-        raise CheckFailed(f"stack {ctx.env}: buckets not reachable: {missing}")
-    return Evidence(f"stack {ctx.env} deployed; buckets {sorted(buckets.values())} answer", figures={"outputs": sorted(outputs)})
+        from validation.devstack import ensure_stack_up
 
-
-def deploy_stack(ctx: CheckContext) -> str:
-    """Task action for S3 on AWS environments: `pulumi up` of the env's stack."""
-    from infra import deploy
-
-    result = deploy.up(ctx.env)
-    return f"pulumi up {ctx.env}: {result.changes}"
+        return ensure_stack_up(ctx)
+    result = deploy.up(ctx.env, state_dir=ctx.state_dir)
+    return Evidence(f"pulumi up {ctx.env}: {result.changes}; {len(result.outputs)} outputs recorded at "
+                    f"{deploy.outputs_path(ctx.env, ctx.state_dir)}",
+                    figures={"changes": result.changes, "outputs": sorted(result.outputs)})
 
 
 # ---- S5 ----------------------------------------------------------------------
