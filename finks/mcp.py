@@ -14,6 +14,7 @@ structured content, and a short text summary::
     handoff  session, env, write                           handoff
     run      selector, env, dry_run, force, jobs, wait,    run (+ progress notifications)
              owner
+    verify   selector, env, jobs, wait                     verify (+ progress notifications)
     gate     gate, env, wait                               gate
     claim    session, owner, lease, steal, env             claim
     release  session, owner, env                           claim
@@ -153,12 +154,12 @@ class ProgressReporter:
             self.broken = True
 
 
-def expected_notifications(runner: Any, would_run: list[str]) -> int:
+def expected_notifications(runner: Any, would_run: list[str], *, with_actions: bool = True) -> int:
     """How many lines the console reporter prints for these sessions, gates aside."""
     total = 0
     for sid in would_run:
         s = runner.plan.sessions[sid]
-        actions = sum(1 for t in s.tasks if t.action is not None and runner.env in t.action.envs)
+        actions = sum(1 for t in s.tasks if t.action is not None and runner.env in t.action.envs) if with_actions else 0
         total += 2 + 2 * actions + len(s.checks)  # started, finished; action started/finished; each check
     return total
 
@@ -267,6 +268,26 @@ def build_server(ws: payloads.Workspace) -> MCPServer:
             lambda: _guard(lambda: _run(ws, selector, _env(env), dry_run, force, jobs, wait, send, owner)))
 
     @server.tool(annotations=WRITE)
+    async def verify(
+        selector: Annotated[str, Field(description="s8, +s8, s8+, week3, area:NAME, lists (s1,s2); "
+                                                   "'all' for the whole plan")],
+        ctx: Context,
+        env: Env = None,
+        jobs: Annotated[int, Field(ge=1, le=16, description="sessions checked in parallel")] = 1,
+        wait: Annotated[bool, Field(description="wait for a session another run holds (else an error)")] = True,
+    ) -> Doc:
+        """Check an existing environment: every selected session's checks, no task actions, no deploys.
+
+        Records verdicts as a run does (drift shows as failed); ok is false when any criterion failed or
+        has no accepted evidence. Streams progress notifications; returns the summary."""
+        token = anyio.lowlevel.current_token()
+
+        def send(progress: float, total: float | None, message: str) -> None:
+            anyio.from_thread.run(functools.partial(ctx.report_progress, progress, total, message), token=token)
+
+        return await anyio.to_thread.run_sync(lambda: _guard(lambda: _verify(ws, selector, _env(env), jobs, wait, send)))
+
+    @server.tool(annotations=WRITE)
     async def gate(gate: Annotated[str, Field(description="a gate id, e.g. week1")], ctx: Context,
                    env: Env = None,
                    wait: Annotated[bool, Field(description="wait if another run evaluates it")] = True) -> Doc:
@@ -356,6 +377,22 @@ def _run(ws: payloads.Workspace, selector: str, env: str, dry_run: bool, force: 
     if not dry_run:
         first = result.content[0]
         reporter.finish(first.text.splitlines()[0] if isinstance(first, TextContent) else "done")
+    return result
+
+
+def _verify(ws: payloads.Workspace, selector: str, env: str, jobs: int, wait: bool,
+            send: Callable[[float, float | None, str], None]) -> CallToolResult:
+    """The `verify` tool's work, in a worker thread: the same steps as `finks verify`."""
+    from finks.graph import resolve, whole_plan
+
+    reporter = ProgressReporter(send)
+    runner = _runner(ws, env, reporter, jobs, wait)
+    selection = whole_plan(runner.plan) if selector.strip().lower() == "all" else resolve(runner.plan, selector)
+    reporter.total = expected_notifications(runner, list(selection.ids), with_actions=False) + 1  # and the summary
+    summary = runner.run(selection, verify=True)
+    result = _result("verify", payloads.run(summary, runner.plan, runner.root), run_text)
+    first = result.content[0]
+    reporter.finish(first.text.splitlines()[0] if isinstance(first, TextContent) else "done")
     return result
 
 

@@ -23,7 +23,7 @@ from finks.reporters import envelope
 from tests.planbuilder import session, write_plan
 
 REPO = Path(__file__).resolve().parent.parent
-TOOLS = {"status", "next", "why", "show", "plan", "prime", "handoff", "run", "gate", "claim", "release"}
+TOOLS = {"status", "next", "why", "show", "plan", "prime", "handoff", "run", "verify", "gate", "claim", "release"}
 
 
 def _server_env(tmp: Path, **extra: str) -> dict[str, str]:
@@ -184,6 +184,36 @@ def test_run_streams_progress_and_returns_the_summary_and_handoffs(tmp_path: Pat
     assert "bad failed" in _text(got["why"])
     assert got["blocked"].is_error
     assert _text(got["blocked"]).startswith("finks: error: s3 is blocked by s2 (failed)")
+
+
+def test_verify_checks_without_actions_and_reports_drift(tmp_path: Path) -> None:
+    """The verify tool: checks only (the action's marker never appears), verdicts recorded, ok false on a failure."""
+    marker, healthy = tmp_path / "action-ran", tmp_path / "healthy"
+    healthy.touch()
+    plan = write_plan(tmp_path / "plan", [
+        session("s1", checks=[{"id": "still-there", "shell": f"test -e {healthy}"}],
+                actions=[{"shell": f"touch {marker}"}])])
+    (tmp_path / "repo").mkdir()
+    env = _server_env(tmp_path, FINKS_SESSIONS=str(plan), FINKS_ROOT=str(tmp_path / "repo"))
+    progress: list[str | None] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(message)
+
+    async def body(client: Client) -> dict[str, Any]:
+        first = await client.call_tool("verify", {"selector": "s1"}, progress_callback=on_progress)
+        healthy.unlink()
+        drifted = await client.call_tool("verify", {"selector": "all"})
+        status = await client.call_tool("status", {})
+        return {"first": first, "drifted": drifted, "status": status}
+
+    got = _with_client(env, body)
+    assert not got["first"].is_error and got["first"].structured_content["schema"] == schema("verify")
+    assert got["first"].structured_content["ok"] is True and not marker.exists()
+    assert any(m and m.startswith("  PASSED  still-there") for m in progress)
+    drifted = got["drifted"].structured_content
+    assert drifted["ok"] is False and {s["id"]: s["outcome"] for s in drifted["sessions"]} == {"s1": "failed"}
+    assert {s["id"]: s["status"] for s in got["status"].structured_content["sessions"]} == {"s1": "failed"}
 
 
 def test_finks_status_and_help_never_import_the_mcp_sdk() -> None:
