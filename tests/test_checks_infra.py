@@ -250,31 +250,46 @@ def _components_repo(tmp_path: Path, tests: str) -> Path:
     root = tmp_path / "repo"
     (root / "infra" / "components").mkdir(parents=True)
     for name in ("__init__", "base", "storage", "networking"):
-        (root / "infra" / "components" / f"{name}.py").write_text("")
+        (root / "infra" / "components" / f"{name}.py").write_text(f"class {name.title()}:\n    pass\n")
     (root / "tests").mkdir()
     (root / "tests" / "test_infra_components.py").write_text(tests)
     return root
 
 
+IMPORTS = "from infra.components.storage import Storage\nfrom infra.components.networking import Networking\n"
+
+
 @pytest.mark.check_fails("validation.infra:components_have_unit_tests")
-def test_component_check_names_an_untested_component(tmp_path: Path) -> None:
-    root = _components_repo(tmp_path, "# infra.components.storage\ndef test_storage():\n    assert True\n")
-    with pytest.raises(CheckFailed, match=r"components without unit tests: \['networking'\]"):
-        checks.components_have_unit_tests(context(tmp_path, root))
+@pytest.mark.check_fails("validation.infra:components_have_tests")
+def test_component_checks_name_an_untested_component(tmp_path: Path) -> None:
+    """A comment or an import naming a component is no test of it: a test function must use it."""
+    root = _components_repo(tmp_path, IMPORTS + "# infra.components.networking\n"
+                                      "def test_storage():\n    assert Storage\n")
+    for check in (checks.components_have_unit_tests, checks.components_have_tests):
+        with pytest.raises(CheckFailed, match=r"components without unit tests: \['networking'\]"):
+            check(context(tmp_path, root))
+
+
+def test_component_tests_are_counted_per_component(tmp_path: Path) -> None:
+    root = _components_repo(tmp_path, IMPORTS + "def test_storage():\n    assert Storage\n\n"
+                                      "def _net():\n    return Networking\n\n"
+                                      "def test_both():\n    assert Storage and _net()\n")
+    evidence = checks.components_have_tests(context(tmp_path, root))
+    assert evidence.figures["tests"] == {"networking": 1, "storage": 2}
 
 
 @pytest.mark.check_fails("validation.infra:components_have_unit_tests")
 def test_component_check_fails_when_a_component_test_fails(tmp_path: Path) -> None:
-    root = _components_repo(tmp_path, "# infra.components.storage infra.components.networking\n"
-                                      "def test_storage():\n    assert True\n\ndef test_networking():\n    assert 1 == 2\n")
+    root = _components_repo(tmp_path, IMPORTS + "def test_storage():\n    assert Storage\n\n"
+                                      "def test_networking():\n    assert Networking and 1 == 2\n")
     with pytest.raises(CheckFailed, match="component tests fail: .*1 failed, 1 passed"):
         checks.components_have_unit_tests(context(tmp_path, root))
 
 
 @pytest.mark.check_fails("validation.infra:components_have_unit_tests")
 def test_component_check_fails_when_the_tests_hold_no_test(tmp_path: Path) -> None:
-    root = _components_repo(tmp_path, "# infra.components.storage infra.components.networking\n")
-    with pytest.raises(CheckFailed, match="no test ran"):
+    root = _components_repo(tmp_path, IMPORTS + "def helper():\n    return Storage, Networking\n")
+    with pytest.raises(CheckFailed, match="components without unit tests"):
         checks.components_have_unit_tests(context(tmp_path, root))
 
 

@@ -115,20 +115,72 @@ def program_previews(ctx: CheckContext) -> Evidence:
     return Evidence(f"pulumi preview of {stack} succeeded: {result.changes}", {**figures, "changes": result.changes})
 
 
-def components_have_unit_tests(ctx: CheckContext) -> Evidence:
-    """Every component module is exercised by a test, and those tests pass."""
+def _tests_by_component(ctx: CheckContext) -> tuple[list[str], dict[str, list[str]], Path]:
+    """The component modules, and for each the test functions that use what it defines.
+
+    Read from the test module's syntax tree: ``from infra.components.X import A`` makes ``A``
+    a name of X; a ``test_*`` function that uses ``A``, itself or through the module's helper
+    functions it calls, tests X. A comment or a string naming a component tests nothing.
+    """
+    import ast
+
     components = sorted(
         p.stem for p in (ctx.root / "infra" / "components").glob("*.py") if p.stem not in ("__init__", "base")
     )
+    if not components:
+        raise CheckFailed("infra/components/ holds no component module")
     tests = ctx.root / "tests" / "test_infra_components.py"
     if not tests.is_file():
         raise CheckFailed(f"{tests} is missing")
-    text = tests.read_text()
-    untested = [c for c in components if f"infra.components.{c}" not in text]
+    tree = ast.parse(tests.read_text(), filename=str(tests))
+    owner: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("infra.components."):
+            for alias in node.names:
+                owner[alias.asname or alias.name] = node.module.rsplit(".", 1)[-1]  # type: ignore[union-attr]
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    names = {f: {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} for f, node in functions.items()}
+
+    def reached(test: str) -> set[str]:
+        """The names a test uses, through the module's helper functions it calls (transitively)."""
+        seen, todo, used = {test}, [test], set()
+        while todo:
+            for name in names[todo.pop()]:
+                used.add(name)
+                if name in functions and name not in seen:
+                    seen.add(name)
+                    todo.append(name)
+        return used
+
+    found: dict[str, list[str]] = {c: [] for c in components}
+    for test in (f for f in functions if f.startswith("test_")):
+        for component in sorted({owner[n] for n in reached(test) if n in owner} & set(found)):
+            found[component].append(test)
+    return components, found, tests
+
+
+def components_have_tests(ctx: CheckContext) -> Evidence:
+    """Every component module has unit tests: test functions that use what it defines (nothing is run).
+
+    The criterion as the plan states it, read from the tests themselves: verified evidence on
+    any environment. Whether the tests pass (under Pulumi's mocks) is `components_have_unit_tests`.
+    """
+    components, found, tests = _tests_by_component(ctx)
+    untested = [c for c in components if not found[c]]
+    figures = {"components": components, "tests": {c: len(t) for c, t in found.items()}}
+    if untested:
+        raise CheckFailed(f"components without unit tests: {untested} (no test in {tests.name} uses what they define); "
+                          "add one per component", figures=figures)
+    return Evidence(f"{len(components)} components, each with unit tests in {tests.name}: "
+                    + ", ".join(f"{c} {len(t)}" for c, t in found.items()), figures=figures)
+
+
+def components_have_unit_tests(ctx: CheckContext) -> Evidence:
+    """Every component module is exercised by a test, and those tests pass (under Pulumi's mocks)."""
+    components, found, tests = _tests_by_component(ctx)
+    untested = [c for c in components if not found[c]]
     if untested:
         raise CheckFailed(f"components without unit tests: {untested}", figures={"components": components})
-    if not components:
-        raise CheckFailed("infra/components/ holds no component module")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)],
         cwd=ctx.root, check=False, capture_output=True, text=True, timeout=540,
