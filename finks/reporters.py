@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import sys
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from finks.events import (
@@ -141,7 +142,7 @@ class TextReporter:
         word = event.outcome
         tail = f" ({event.verdicts})" if event.verdicts else ""
         self._out(f"■ {event.session} {paint(word, word, self.colour)}{tail} in {event.duration_s:.1f}s "
-                  f"→ {event.handoff}")
+                  f"→ {_shown(event.handoff)}")
 
     @handle.register
     def _session_skipped(self, event: SessionSkipped) -> None:
@@ -219,3 +220,11 @@ def render_plan(plan: Plan, doc: dict[str, Any]) -> str:
                     if strict else "")
                  + f"; {work['low']:g}-{work['high']:g}h of work in sequence")
     return "\n".join(lines)
+
+
+def _shown(path: Path) -> str:
+    """A path as a person reads it: relative to the working directory when it lies under it."""
+    try:
+        return os.path.relpath(path) if Path(path).resolve().is_relative_to(Path.cwd().resolve()) else str(path)
+    except (OSError, ValueError):
+        return str(path)
