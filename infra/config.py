@@ -59,6 +59,9 @@ class InfraConfig(BaseModel):
     image_tag: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,128}$")
     hosted_zone_id: str | None = None
     alert_email: str | None = None
+    # Alarms page PagerDuty (infra/components/pagerduty.py): set once the integration key is in
+    # the stack's secret; `pulumi up` reads it from there.
+    pagerduty: bool = False
     api_lambda_handler: str = "api.lambda_handler.handler"
 
     @field_validator("availability_zones", mode="before")

@@ -130,6 +130,21 @@ def _fake_state(type_: str, name: str, inputs: dict[str, Any]) -> tuple[str, dic
     return rid, state
 
 
+# How Pulumi's mocks hand over a secret input: {SIG: SECRET_SIG, "value": ...}.
+_SIG, _SECRET_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
+
+
+def _revealed(value: Any) -> Any:
+    """A secret input's value, unwrapped (the plan's values are mocks: nothing to hide)."""
+    if isinstance(value, dict):
+        if value.get(_SIG) == _SECRET_SIG and "value" in value:
+            return _revealed(value["value"])
+        return {k: _revealed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_revealed(v) for v in value]
+    return value
+
+
 def _jsonable(value: Any) -> Any:
     import pulumi
 
@@ -153,7 +168,7 @@ def _mocks(recorder: _Recorder) -> tuple[Any, Any]:
 
     class Mocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
-            inputs = json.loads(json.dumps(args.inputs, default=_jsonable))
+            inputs = _revealed(json.loads(json.dumps(args.inputs, default=_jsonable)))
             with recorder.lock:
                 recorder.resources.append(PlannedResource(args.typ, args.name, inputs, custom=bool(args.custom)))
             return _fake_state(args.typ, args.name, inputs)
@@ -163,7 +178,12 @@ def _mocks(recorder: _Recorder) -> tuple[Any, Any]:
                 return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/mock", "userId": "mock"}, None
             if args.token == "aws:index/getPartition:getPartition":
                 return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, None
-            return {}, None
+            if args.token == "aws:secretsmanager/getSecretVersion:getSecretVersion":
+                # A secret's value read at `pulumi up` (the PagerDuty key): a placeholder in the plan.
+                sid = str(args.args.get("secretId", "secret"))
+                return {"secretId": sid, "secretString": f"mock-value-of-{sid.rsplit('/', 1)[-1]}",
+                        "arn": f"arn:aws:secretsmanager:ca-central-1:{ACCOUNT_ID}:secret:{sid}", "versionId": "mock"}, []
+            return {}, []
 
     class Monitor(MockMonitor):
         def RegisterResource(self, request: Any) -> Any:

@@ -1,5 +1,9 @@
 """Monitoring: the platform dashboard (ECS, RDS, S3), the pipeline dashboard, alarms, SNS.
 
+The alert topic notifies an e-mail (finks:alertEmail) and, where the stack pages,
+PagerDuty (infra/components/pagerduty.py: the key's secret is declared here on every
+stack; the subscription only once the stack file sets finks:pagerduty: true).
+
 Pipeline metrics are custom metrics the flows publish (see `PIPELINE_METRICS`);
 the dashboard finds them with SEARCH so new dimensions show up by themselves.
 """
@@ -13,6 +17,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from infra.components import pagerduty as paging
 from infra.components.base import Common, FinksComponent, policy_document
 from infra.components.iam import METRICS_NAMESPACE
 
@@ -40,6 +45,7 @@ class MonitoringArgs:
     glue_job_name: pulumi.Input[str]
     alert_email: str | None = None
     quality_threshold_percent: float = 95
+    pagerduty: paging.PagerDutyArgs | None = None
 
 
 def _widget(title: str, metrics: list[list[Any]], stat: str, region: str, x: int, y: int) -> dict[str, Any]:
@@ -80,6 +86,12 @@ class Monitoring(FinksComponent):
                 self.child("alerts-email"), topic=self.topic.arn, protocol="email", endpoint=args.alert_email,
                 opts=self.opts(),
             )
+        if args.pagerduty is not None:
+            self.pagerduty_secret = paging.key_secret(self.child("pagerduty-key"), c, args.pagerduty.kms_key_arn,
+                                                      self.opts())
+            if args.pagerduty.integration_key is not None:
+                paging.subscription(self.child("alerts-pagerduty"), self.topic.arn, args.pagerduty.integration_key,
+                                    args.pagerduty.events_url, self.opts())
 
         r = c.region
         body = pulumi.Output.all(

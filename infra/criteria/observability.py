@@ -67,3 +67,40 @@ def pipeline_dashboard_and_alerting(plan: Plan) -> Result:
     lam = one(plan, "aws:lambda/function:Function")
     require(lam.inputs.get("tracingConfig", {}).get("mode") == "Active", "API Lambda tracing off")
     return "pipeline dashboard (records, latency, quality, Glue, API) with quality/latency alarms to SNS; X-Ray tracing on the API", {"metrics": list(PIPELINE_METRICS)}
+
+
+def _revealed(value: Any) -> Any:
+    """A secret input as the mocks record it (Pulumi's envelope: a signature key and ``value``) -> its value."""
+    return value.get("value") if isinstance(value, dict) and "value" in value else value
+
+
+def pagerduty_integration(plan: Plan) -> Result:
+    """The alert topic pages PagerDuty: an auto-confirming HTTPS subscription on PagerDuty's Events API
+    host (the Amazon CloudWatch integration's /integration/<key>/enqueue), its key in a KMS-encrypted
+    secret the program declares (infra/components/pagerduty.py)."""
+    from infra.components.pagerduty import EVENTS_URLS, SECRET_SUFFIX
+
+    topic = one(plan, "aws:sns/topic:Topic")
+    secrets = [s for s in plan.of_type("aws:secretsmanager/secret:Secret")
+               if str(s.inputs.get("name", "")).endswith(f"/{SECRET_SUFFIX}")]
+    require(len(secrets) == 1, f"no Secrets Manager secret for the PagerDuty key (*/{SECRET_SUFFIX})")
+    secret = secrets[0]
+    require(bool(secret.inputs.get("kmsKeyId")), f"secret {secret.inputs.get('name')} is not encrypted with the platform key")
+    on_topic = [s for s in plan.of_type("aws:sns/topicSubscription:TopicSubscription")
+                if str(s.inputs.get("topic", "")).endswith(f":{topic.name}")]
+    paging = [s for s in on_topic if "pagerduty.com/" in str(_revealed(s.inputs.get("endpoint", "")))]
+    require(bool(paging), f"stack {plan.stack} pages no one: put the PagerDuty integration key in {secret.inputs.get('name')} "
+            f"and set finks:pagerduty: true in infra/Pulumi.{plan.stack}.yaml",
+            subscriptions=[s.inputs.get("protocol") for s in on_topic])
+    sub = paging[0]
+    endpoint = str(_revealed(sub.inputs.get("endpoint")))
+    path = endpoint.split("/")
+    require(sub.inputs.get("protocol") == "https" and "/".join(path[:3]) in EVENTS_URLS and len(path) == 6
+            and path[3] == "integration" and bool(path[4]) and path[5] == "enqueue",
+            f"the PagerDuty subscription ({sub.inputs.get('protocol')}) is not to "
+            f"{' or '.join(EVENTS_URLS)}/integration/<key>/enqueue")
+    require(sub.inputs.get("endpointAutoConfirms") is True,
+            "the PagerDuty subscription does not expect PagerDuty to confirm it (endpointAutoConfirms)")
+    host = endpoint.split("/")[2]
+    return (f"{topic.inputs.get('name')} pages PagerDuty over https ({host}/integration/…/enqueue, auto-confirmed); "
+            f"key in {secret.inputs.get('name')} (KMS)", {"host": host, "secret": secret.inputs.get("name")})
