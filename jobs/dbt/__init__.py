@@ -10,7 +10,8 @@ schema). Audit: every test must pass and the silver sources must not be stale
 (freshness error). Publish: the marts replace ``<gold>/marts/<model>.parquet``
 (Athena: they are rebuilt into ``<schema>``) and ``<gold>/_published.json`` is
 replaced last. A failed audit leaves the previous gold untouched and names the
-failing tests. Either way the quality record goes to ``<gold>/_quality/<run_id>.json``.
+failing tests. Either way the quality record goes to ``<gold>/_quality/<run_id>.json``
+and dbt's artifacts (run_results, manifest, sources) to ``<gold>/_dbt/runs/<run_id>/``.
 
 Modules, each one concern:
 
@@ -20,6 +21,7 @@ Modules, each one concern:
     invoke           one dbtRunner invocation on that manifest, its per-node results
     silver           the local target's input (S3 silver mirrored locally)
     audit            source freshness; the quality record of a run
+    artifacts        dbt's artifacts and docs site, kept in the lake (the ECS task keeps nothing)
     publish_local    DuckDB candidate → Parquet marts + _published.json
     publish_athena   audit schema, then publish schema
     run              run_dbt: prepare, invoke, audit, publish, record

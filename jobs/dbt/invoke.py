@@ -39,9 +39,17 @@ def require_adapter(target: str) -> None:
                           hint="it runs in the dbt image on ECS (dbt_project/Dockerfile)") from None
 
 
-def invoke(command: list[str], args: DbtArgs) -> Outcome:
-    """``dbt <command> <args>`` on the shared manifest."""
-    res = _run([*command, *args.cli()], shared_manifest(args))
+def invoke(command: list[str], args: DbtArgs, *, results_file: str | None = None) -> Outcome:
+    """``dbt <command> <args>`` on the shared manifest.
+
+    ``results_file``: the command writes only its results (e.g. ``sources.json``) into the
+    run's target. dbt would write manifest.json with them, again: the build before it
+    already wrote that manifest, and serialising it is most of what a short command costs.
+    """
+    argv = [*command, *args.cli()]
+    res = _run([*argv, "--no-write-json"] if results_file else argv, shared_manifest(args))
+    if results_file and res.result is not None and hasattr(res.result, "write"):
+        res.result.write(str(args.run_dir / "target" / results_file))   # dbt's own writer
     error = None
     if res.exception is not None:
         error = f"{type(res.exception).__name__}: {res.exception}".strip()
@@ -58,7 +66,9 @@ def shared_manifest(args: DbtArgs) -> Any | None:
     if manifest is not None:
         return manifest
     target = parse.slot / "target" if parse.slot else None
-    argv = ["parse", "--partial-parse" if parse.slot else "--no-partial-parse",
+    # --no-write-json: nothing reads this parse's manifest.json (the Manifest is handed on in
+    # memory); partial_parse.msgpack, which the next process starts from, is written anyway.
+    argv = ["parse", "--partial-parse" if parse.slot else "--no-partial-parse", "--no-write-json",
             *args.cli(target_path=target, vars=parse.vars)]
     with parsing(parse):
         res = _run(argv, None)

@@ -8,6 +8,7 @@ A failed audit leaves ``<schema>`` untouched.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import TYPE_CHECKING
 
@@ -51,8 +52,9 @@ def audit_then_publish(settings: Settings, args: DbtArgs, result: DbtResult) -> 
             audited = result.ok
     if not audited:
         return Outcome(audit.success, audit.nodes, audit.error or result.error)
+    # Its artifacts beside the audit's: run_results.json of the audit (every test) is what the run keeps.
     with scoped({SCHEMA_VAR: schema}):
-        publish = invoke(publish_args, args)
+        publish = invoke(publish_args, dataclasses.replace(args, run_dir=args.run_dir / "publish"))
     result.nodes += [n for n in publish.nodes if n.status in FAILED]
     return publish
 

@@ -37,6 +37,7 @@ class DbtResult:
     publish_note: str = ""
     error: str | None = None
     run_dir: str = ""
+    artifacts: str = ""     # where the run's dbt artifacts (or docs) were kept in the lake
     quality: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -2,11 +2,13 @@
 
     build   into a fresh candidate; publish gold if the audit passes (local or Athena)
     test    against a copy of the last published warehouse
-    docs    ``dbt docs generate`` (offline) into ``<home>/dbt/docs``
+    docs    ``dbt docs generate`` (offline) into ``<home>/dbt/docs``, published to ``<gold>/_dbt/docs/``
 
 Every run gets ``<home>/dbt/runs/<run_id>/`` (candidate, target, logs); the
-last few are kept for debugging. ``<home>/dbt/parse/`` keeps dbt's parse of
-the project between runs (see jobs.dbt.manifests).
+last few are kept for debugging. Its dbt artifacts are also kept in the lake,
+which outlives the ECS task (``<gold>/_dbt/runs/<run_id>/``: jobs.dbt.artifacts).
+``<home>/dbt/parse/`` keeps dbt's parse of the project between runs (see
+jobs.dbt.manifests).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from core import clock
 from core.environ import scoped
 from core.errors import UsageError
 from jobs.dbt.args import DbtArgs, dbt_env
+from jobs.dbt.artifacts import keep_artifacts, publish_docs
 from jobs.dbt.audit import audit_freshness, quality_record
 from jobs.dbt.invoke import invoke, require_adapter
 from jobs.dbt.publish_athena import audit_then_publish, record_publication
@@ -74,6 +77,8 @@ def run_dbt(settings: Settings, command: str = "build", select: list[str] | str 
         _publish(run, result)
     record = write_quality(settings, quality_record(result, run.started, run.selection))
     result.quality = record.to_dict()
+    # Last: the artifacts' latest.json points at a run whose quality record exists.
+    result.artifacts = keep_artifacts(settings, result, run.run_dir / "target", whole=not run.selection)
     _prune(run.base / "runs")
     return result
 
@@ -121,7 +126,8 @@ def _docs(run: _Run, result: DbtResult) -> DbtResult:
         docs = run.base / "docs"
         shutil.rmtree(docs, ignore_errors=True)
         shutil.copytree(run.run_dir / "target", docs)
-        result.publish_note = f"docs in {docs / 'index.html'}"
+        result.artifacts = publish_docs(run.settings, docs)
+        result.publish_note = f"docs in {docs / 'index.html'}, published to {result.artifacts}"
     return result
 
 
