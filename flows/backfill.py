@@ -7,7 +7,8 @@ completed are skipped, a failed date is reported without stopping the
 others, and progress is visible as a Prefect progress artifact, log lines and
 `finks.progress` events (which the CLI draws; see core.logsetup).
 Ranges longer than `bulk_after_days` use FMP's bulk EOD endpoint (one call
-per date for every symbol).
+per date for every symbol). The report, with the resources the run used, is
+kept in the lake (flows.backfill_report), complete or not.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from core.clock import now_iso
 from core.logsetup import progress
 from core.settings import Settings
 from flows import metrics
+from flows.backfill_report import ResourceMeter, write_report
 from flows.calendar import parse_date, trading_days
 from flows.common import (
     RetryPolicy,
@@ -96,6 +98,7 @@ def backfill_flow(start: str, end: str, concurrency: int = 4, datasets: list[str
 
         raise UsageError(f"backfill range is empty: end {last} is before start {first}")
     settings, policy, logger = run_settings(env, settings), run_retry(retry), get_run_logger()
+    meter = ResourceMeter.start()
     days = trading_days(first, last)
     done = set() if force else completed_dates(settings)
     todo = [d for d in days if d not in done]
@@ -144,7 +147,11 @@ def backfill_flow(start: str, end: str, concurrency: int = 4, datasets: list[str
     report = {"start": first.isoformat(), "end": last.isoformat(), "dates": len(days), "ran": len(ran),
               "skipped": len(days) - len(todo), "failed": [r["date"] for r in failed], "concurrency": concurrency,
               "bulk": use_bulk, "datasets": chosen, "seconds": round(elapsed, 2), "results": results,
-              "gold": gold if isinstance(gold, str) else "published"}
+              "gold": gold if isinstance(gold, str) else "published", "resources": meter.stop()}
+    try:
+        report["report_uri"] = write_report(settings, report)
+    except Exception as exc:  # noqa: BLE001 - the dates are done; a lost report must not undo them
+        logger.warning("backfill %s..%s: report not kept: %s", first, last, exc)
     metrics.emit(settings, [metrics.pipeline_latency("backfill", elapsed),
                             metrics.records_processed("backfill", sum(int(r.get("rows_written", 0)) for r in ran))])
     if failed or (isinstance(gold, str) and gold.startswith("failed")):

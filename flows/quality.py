@@ -7,6 +7,10 @@ by reading back `_published.json` and the build's quality record
 published only when both name this build and the record shows every test
 passing. The record's score (tests passed, in percent) is the
 DataQualityScore metric; the flow's result names the record it was read from.
+
+Coverage (`expect_sessions`) follows the NYSE calendar (flows.quality_coverage):
+a trading day missing from silver or gold is a finding, named by its date; a
+closure (holiday, unscheduled closure) is expected to hold nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from core.settings import Settings
 from flows.calendar import parse_date
 from flows.common import as_dict, run_settings
 from flows.errors import QualityGateFailed
+from flows.quality_coverage import coverage, gold_dates, silver_dates
 from jobs.quality import quality_uri, read_quality
 
 MAX_QUARANTINE_SHARE = 0.25
@@ -79,6 +84,27 @@ def quality_gate(settings: Settings, run_id: str, record: dict[str, Any] | None)
     return {"record": where, "run_id": run_id, **{k: record.get(k) for k in RECORD_FIGURES}}
 
 
+@task(name="expect-sessions", cache_policy=NO_CACHE)
+def expect_sessions(settings: Settings, start: str, end: str, dataset: str = "eod_prices",
+                    model: str = "fct_daily_prices") -> dict[str, Any]:
+    """Every XNYS session of [start, end] has its silver partition and its rows in the gold mart;
+    closures expect neither. Raises QualityGateFailed naming each missing date."""
+    silver = coverage(start, end, silver_dates(settings, dataset))
+    in_gold = gold_dates(settings, model)
+    gold = coverage(start, end, in_gold or ())
+    findings = [silver.describe(f"silver {dataset}")] if silver.missing else []
+    if in_gold is None:
+        findings.append(f"gold {model} was never built")
+    elif gold.missing:
+        findings.append(gold.describe(f"gold {model}"))
+    result = {"silver": silver.to_dict(), "gold": gold.to_dict() if in_gold is not None else None}
+    if findings:
+        raise QualityGateFailed("; ".join(findings), hint=(
+            f"rebuild the missing dates: finks backfill --start {start} --end {end} --force "
+            "(or finks pipeline run --date <date> for one)"))
+    return result
+
+
 RECORD_FIGURES = ("quality_score", "tests_run", "tests_passed", "tests_warned", "tests_failed")
 
 
@@ -105,13 +131,15 @@ def quality_score(silver: dict[str, Any] | None, dbt_result: dict[str, Any] | No
 
 
 @flow(name="data-quality", log_prints=True)
-def data_quality_flow(date: str | None = None, env: str | None = None,
-                      settings: Settings | None = None) -> dict[str, Any]:
-    """Re-run the dbt tests against the current models without publishing anything."""
+def data_quality_flow(date: str | None = None, env: str | None = None, settings: Settings | None = None,
+                      coverage_from: str | None = None) -> dict[str, Any]:
+    """Re-run the dbt tests against the current models without publishing anything; with
+    `coverage_from`, also expect every trading day from then to `date` in silver and gold."""
     from jobs.dbt import run_dbt
 
     day = parse_date(date).isoformat()
     run = run_settings(env, settings)
+    covered = expect_sessions(run, coverage_from, day) if coverage_from else None
     result = run_dbt(run, command="test", vars={"run_date": day})
     summary = as_dict(result)
     record = read_quality(run, result.run_id)
@@ -123,4 +151,4 @@ def data_quality_flow(date: str | None = None, env: str | None = None,
     if not result.ok:
         raise QualityGateFailed(f"{record['tests_failed']} dbt test(s) fail on {day}: {record.get('failed_tests')}")
     return summary | {"score": round(100.0 * float(record["quality_score"]), 2),
-                      "quality_record": quality_uri(run, result.run_id)}
+                      "quality_record": quality_uri(run, result.run_id), "coverage": covered}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 import time
@@ -79,14 +80,16 @@ def run_backfill_30_days(ctx: CheckContext) -> Evidence:
 
 
 def backfill_30_days(ctx: CheckContext) -> Evidence:
-    """The recorded backfill covers 30 trading days, each with silver rows in the lake,
-    gold is published, and the resources it used were measured."""
+    """The recorded backfill covers 30 trading days (XNYS sessions), each completed with silver
+    rows in the lake and in the published gold, and the resources it used were measured. A
+    missing session is named by its date; a closure in the range (holiday, unscheduled closure)
+    is expected to hold nothing."""
     import pyarrow.parquet as pq
 
-    from core.gold import read_published
+    from core.gold import mart_uri, read_published
     from core.lake import zone_uri
-    from flows.calendar import parse_date, trading_days
     from flows.common import completed_dates
+    from flows.quality_coverage import coverage, gold_dates, silver_dates
 
     settings = ctx.settings
     out = backfill_record(settings)
@@ -94,28 +97,38 @@ def backfill_30_days(ctx: CheckContext) -> Evidence:
         run_backfill_30_days(ctx)
     record = json.loads(out.read_text())
     report, resources = record.get("report") or {}, record.get("resources") or {}
-    days = trading_days(parse_date(record["start"]), parse_date(record["end"]))
-    done = completed_dates(settings)
-    missing = [d for d in days if d not in done]
+    done = coverage(record["start"], record["end"], completed_dates(settings))
+    days, missing = list(done.sessions), done.missing
     silver = Path(zone_uri(settings, "silver"))
+    in_silver = coverage(done.start, done.end, silver_dates(settings))
     rows = {d.isoformat(): sum(pq.read_metadata(p).num_rows
                                for p in silver.glob(f"eod_prices/date={d.isoformat()}/*.parquet")) for d in days}
-    empty = sorted(d for d, n in rows.items() if n <= 0 and parse_date(d) not in missing)
+    empty = sorted(d for d, n in rows.items() if n <= 0 and dt.date.fromisoformat(d) not in missing)
+    in_gold = gold_dates(settings)
+    gold = coverage(done.start, done.end, in_gold or ())
     problems = []
     if len(days) < TRADING_DAYS:
         problems.append(f"{len(days)} trading days, expected {TRADING_DAYS}")
     if missing or report.get("failed"):
-        problems.append(f"{len(missing)} dates not completed, {len(report.get('failed') or [])} failed")
+        named = f" ({', '.join(d.isoformat() for d in missing[:10])})" if missing else ""
+        problems.append(f"{len(missing)} dates not completed{named}, {len(report.get('failed') or [])} failed")
     if empty:
-        problems.append(f"{len(empty)} completed dates have no silver eod_prices rows (e.g. {empty[0]})")
+        problems.append(f"{len(empty)} completed dates have no silver eod_prices rows ({', '.join(empty[:10])})")
     if report.get("gold") != "published" or read_published(settings) is None:
         problems.append(f"gold {report.get('gold')}, _published.json {'present' if read_published(settings) else 'missing'}")
+    elif in_gold is None:
+        problems.append(f"published gold has no fct_daily_prices mart at {mart_uri(settings, 'fct_daily_prices')}")
+    elif gold.missing:
+        problems.append(gold.describe("gold fct_daily_prices"))
     if not all(float(resources.get(k) or 0) > 0 for k in ("wall_s", "cpu_s", "peak_rss_mb")):
         problems.append(f"resource usage not measured: {resources}")
+    calendar = {"closures": [d.isoformat() for d in done.closures], "silver": in_silver.to_dict(),
+                "gold": gold.to_dict() if in_gold is not None else None}
     if problems:
         raise CheckFailed(f"backfill {record['start']}..{record['end']}: " + "; ".join(problems),
-                          figures={"missing": [d.isoformat() for d in missing[:10]], "empty": empty[:10],
-                                   "gold": report.get("gold"), "resources": resources})
+                          figures={"missing": [d.isoformat() for d in missing], "empty": empty,
+                                   "gold": report.get("gold"), "resources": resources, **calendar})
+    closed = f"; closures {', '.join(calendar['closures'])} expected empty" if calendar["closures"] else ""
     return Evidence(f"{len(days)} trading days {record['start']}..{record['end']} complete with "
-                    f"{sum(rows.values())} silver eod_prices rows, gold published; resources: {resources}",
-                    figures={**record, "silver_rows": sum(rows.values())})
+                    f"{sum(rows.values())} silver eod_prices rows, gold published{closed}; resources: {resources}",
+                    figures={**record, "silver_rows": sum(rows.values()), **calendar})

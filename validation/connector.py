@@ -147,7 +147,8 @@ def errors_handled(ctx: CheckContext) -> Evidence:
             "manifest holds every outcome": result.manifest_uri is not None
             and len(json.loads(Path(result.manifest_uri).read_text())["symbols"]) == len(symbols),
         }
-        env = {**os.environ, "FMP_BASE_URL": sim.base_url, "FMP_API_KEY": PROBE_KEY,
+        # FINKS_ENV pinned: under `finks verify --env dev` the child would otherwise land in dev's bronze bucket.
+        env = {**os.environ, "FINKS_ENV": "local", "FMP_BASE_URL": sim.base_url, "FMP_API_KEY": PROBE_KEY,
                "FMP_CALLS_PER_MINUTE": "60000", "FINKS_STATE_DIR": str(ctx.work_dir / "cli" / "state"),
                "FINKS_LAKE_URI": str(ctx.work_dir / "cli" / "lake")}
         proc = subprocess.run(check=False, args=[sys.executable, "-m", "connectors.fmp", "ingest", "--date", DAY,
