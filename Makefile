@@ -20,6 +20,7 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	@bash tools/system-packages.sh
+	@bash tools/install-prowler.sh
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[all]"
