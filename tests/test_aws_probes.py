@@ -433,7 +433,7 @@ def live_dev(request: pytest.FixtureRequest, deployed_dev: Deployed, tmp_path: P
 
 def _with_standins(request: pytest.FixtureRequest, d: Deployed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                    *fixtures: str) -> Deployed:
-    from infra.deploy import recorded_outputs, record_outputs
+    from infra.deploy import record_outputs, recorded_outputs
 
     cas, outputs = [], dict(d.outputs)
     for name in fixtures:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from finks.checks import CheckFailed, CheckSkipped
+from finks.checks import CheckFailed
 from infra import criteria
 from infra.criteria import NotMet
 from infra.plan import Plan, plan

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from core.environments import infra_stack
-from finks.checks import CheckContext, CheckFailed, CheckSkipped, Evidence
+from finks.checks import CheckContext, CheckFailed, Evidence
 
 Criterion = Callable[..., tuple[str, dict[str, Any]]]
 
