@@ -19,6 +19,7 @@ from infra.components.glue import Glue, GlueArgs
 from infra.components.iam import Iam, IamArgs
 from infra.components.monitoring import Monitoring, MonitoringArgs
 from infra.components.networking import Networking, NetworkingArgs
+from infra.components.pagerduty import PagerDutyArgs, integration_key
 from infra.components.prefect_server import PrefectServer, PrefectServerArgs
 from infra.components.secrets import Secrets, SecretsArgs
 from infra.components.security import Security, SecurityArgs
@@ -113,6 +114,9 @@ api = Api(
         log_retention_days=cfg.log_retention_days,
     ),
 )
+# PagerDuty pages once the stack file says finks:pagerduty: true (the key is then read from
+# its secret at `pulumi up`); without it the secret is declared and no one is paged.
+pages = cfg.pagerduty
 monitoring = Monitoring(
     f"{p}-monitoring",
     MonitoringArgs(
@@ -128,6 +132,7 @@ monitoring = Monitoring(
         function_name=api.function_name,
         glue_job_name=glue.job.name,
         alert_email=cfg.alert_email,
+        pagerduty=PagerDutyArgs(storage.kms_key_arn, integration_key(common) if pages else None),
     ),
 )
 security = Security(
@@ -173,3 +178,9 @@ pulumi.export("dashboards", {"platform": monitoring.dashboard.dashboard_name,
                              "pipeline": monitoring.pipeline_dashboard.dashboard_name})
 pulumi.export("alarms", {k: a.name for k, a in monitoring.alarms.items()})
 pulumi.export("guardduty_detector_id", security.detector.id)
+pulumi.export("glue_database", glue.database.name)
+pulumi.export("glue_crawler", glue.crawler.name)
+pulumi.export("api_rest_api_id", api.rest_api.id)
+pulumi.export("api_function_name", api.function_name)
+pulumi.export("pagerduty_secret_name", monitoring.pagerduty_secret.name)
+pulumi.export("ecs_services", {"prefect-server": prefect.server_service.name, "prefect-worker": prefect.worker_service.name})

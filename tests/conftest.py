@@ -14,4 +14,6 @@ pytest_plugins = [
     "tests.fixtures.fmp",
     "tests.fixtures.lake",
     "tests.fixtures.deployed",
+    "tests.fixtures.prefect_env",
+    "tests.fixtures.edge",
 ]

@@ -17,6 +17,7 @@ from infra.components.glue import Glue, GlueArgs
 from infra.components.iam import Iam, IamArgs
 from infra.components.monitoring import Monitoring, MonitoringArgs
 from infra.components.networking import Networking, NetworkingArgs, carve
+from infra.components.pagerduty import PagerDutyArgs
 from infra.components.prefect_server import PrefectServer, PrefectServerArgs
 from infra.components.secrets import Secrets, SecretsArgs
 from infra.components.security import Security, SecurityArgs
@@ -243,6 +244,23 @@ def test_monitoring_alarms_all_notify_the_topic() -> None:
     rds = plan.one("aws:cloudwatch/metricAlarm:MetricAlarm", "rds-connections")
     assert rds.inputs["threshold"] == 80
     plan.one("aws:sns/topicSubscription:TopicSubscription")
+
+
+@pytest.mark.parametrize("key", [None, "the-integration-key"])
+def test_monitoring_pages_pagerduty_only_with_a_key_and_always_declares_its_secret(key: str | None) -> None:
+    plan = _run(lambda: Monitoring("mon", MonitoringArgs(
+        COMMON, cluster_name="c", cluster_arn="arn:c", server_service_name="s", db_identifier="db", db_max_connections=100,
+        alb_arn_suffix="app/x/1", buckets=_buckets(), api_name="api", function_name="fn", glue_job_name="job",
+        pagerduty=PagerDutyArgs(ARN, key))))
+    secret = plan.one("aws:secretsmanager/secret:Secret", "pagerduty-key").inputs
+    assert secret["name"] == "finks/dev/pagerduty-integration-key" and secret["kmsKeyId"] == ARN
+    subs = plan.of_type("aws:sns/topicSubscription:TopicSubscription")
+    if key is None:
+        assert subs == []
+        return
+    (sub,) = subs
+    assert sub.inputs["protocol"] == "https" and sub.inputs["endpointAutoConfirms"] is True
+    assert sub.inputs["endpoint"] == "https://events.pagerduty.com/integration/the-integration-key/enqueue"
 
 
 def test_security_enables_guardduty_config_and_cloudtrail() -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 # The handlers register themselves with the registry when imported.
-from validation.aws import seed_network, seed_platform  # noqa: F401
+from validation.aws import seed_edge, seed_network, seed_platform, seed_services  # noqa: F401
 from validation.aws.seeding import HANDLERS, Seeder, mock_arn
 
 if TYPE_CHECKING:
@@ -131,7 +131,8 @@ def _create(seeder: Seeder, r: PlannedResource, result: Seeded) -> None:
 
 
 def activity(settings: Settings, seeded: Seeded, client: Callable[[str], Any] | None = None) -> None:
-    """What a running platform leaves behind: the FMP key, container logs, the pipeline's metrics."""
+    """What a running platform leaves behind: the FMP (and PagerDuty) keys, container logs, the pipeline's
+    metrics, its lake, its transforms' artifacts and a run's trace."""
     from core.aws import client as aws_client
     from flows import metrics
 
@@ -151,6 +152,22 @@ def activity(settings: Settings, seeded: Seeded, client: Callable[[str], Any] | 
                                    metrics.data_quality_score(99, 100)])
     if not sent["cloudwatch"]:
         raise RuntimeError(f"the pipeline's metrics did not reach the emulator: {sent.get('error')}")
+    if out.get("pagerduty_secret_name") and _pages(seeded):  # the operator's key, put before paging was on
+        make("secretsmanager").put_secret_value(SecretId=out["pagerduty_secret_name"],
+                                                SecretString="fixture-not-a-real-integration-key")
+    # What the pipeline leaves: the lake (bronze, silver, reports), the transforms (dbt, Glue, Athena,
+    # quality records), one run's trace in X-Ray. Imported here: each imports this module back.
+    from validation.aws import seed_lake, seed_transform
+
+    seed_lake.activity(settings, seeded, make)
+    seed_transform.activity(settings, seeded, make)
+    seed_edge.activity(settings, make)
+
+
+def _pages(seeded: Seeded) -> bool:
+    """Whether the seeded plan subscribes PagerDuty to the alert topic (prod's stack file says so)."""
+    return any("pagerduty.com/" in str(r.inputs.get("endpoint", ""))
+               for r in seeded.plan.custom if r.type == "aws:sns/topicSubscription:TopicSubscription")
 
 
 # ---- an emulator to seed -----------------------------------------------------------------
