@@ -576,3 +576,26 @@ def _spoil(d: Deployed):  # type: ignore[no-untyped-def]
     def spoil() -> None:
         d.stack.dirty = True
     return spoil
+
+
+# ---- the whole plan, verified on the healthy fixture --------------------------------------------
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("FINKS_VERIFY_ALL"),
+                    reason="the whole plan's checks on dev (Prowler, mypy, Spark included: ~10 min): FINKS_VERIFY_ALL=1")
+def test_verify_all_on_the_healthy_dev_stack_verifies_every_criterion(live_dev: Deployed, tmp_path: Path) -> None:
+    """`finks verify --all --env dev` against the seeded stack and its stand-ins: every criterion that
+    applies to dev is verified — none planned, none unverified, none failed."""
+    import subprocess
+    import sys
+
+    from core.paths import REPO_ROOT
+
+    env = {**os.environ, "AWS_ENDPOINT_URL": live_dev.url, "FINKS_STATE_DIR": str(live_dev.state_dir),
+           "FINKS_HANDOFFS": str(tmp_path / "handoffs"), "NO_COLOR": "1"}
+    proc = subprocess.run([sys.executable, "-m", "finks", "verify", "--all", "--env", "dev", "--json", "--jobs", "2"],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=3000, check=False)
+    doc = json.loads(proc.stdout)
+    not_verified = {s["id"]: s.get("verdicts") for s in doc["sessions"] if s["outcome"] != "passed"}
+    assert not_verified == {}, proc.stderr[-4000:]
+    assert doc["verdicts"]["verified"] == 74 and doc["ok"] is True, doc["verdicts"]
+    assert not any(doc["verdicts"].get(k) for k in ("planned", "unverified", "failed"))
