@@ -95,6 +95,15 @@ def _manifests(s3: Any, bucket: str, folders: dict[str, set[str]]) -> tuple[list
     return out, problems
 
 
+def _day_ingestions(s3: Any, bucket: str, dataset: str, day: dt.date) -> tuple[dict[str, set[str]], str,
+                                                                       list[tuple[str, Any]], list[str]]:
+    """The day's ingestion folders of ``dataset``, its base prefix, their manifests (newest first) and
+    the problems of those that could not be read: what both bronze probes start from."""
+    folders, base = _ingestions(s3, bucket, dataset, day)
+    manifests, unreadable = _manifests(s3, bucket, folders)
+    return folders, base, manifests, unreadable
+
+
 def _verify(s3: Any, bucket: str, folder: str, names: set[str], manifest: dict[str, Any],
             dataset: str, day: dt.date) -> tuple[list[str], dict[str, Any]]:
     """An ingestion's objects against its manifest: present, checksums, gzipped JSON, record counts."""
@@ -137,8 +146,7 @@ def bronze_landed(ctx: CheckContext) -> Evidence:
     problems: list[str] = []
     seen: dict[str, Any] = {}
     for dataset in DATASETS:
-        folders, base = _ingestions(s3, bucket, dataset, day)
-        manifests, unreadable = _manifests(s3, bucket, folders)
+        folders, base, manifests, unreadable = _day_ingestions(s3, bucket, dataset, day)
         problems += unreadable
         complete = [(f, m) for f, m in manifests if m is not None]
         if not complete:
@@ -173,8 +181,7 @@ def extraction_complete(ctx: CheckContext) -> Evidence:
     problems: list[str] = []
     seen: dict[str, Any] = {}
     for dataset in DATASETS:
-        folders, base = _ingestions(s3, bucket, dataset, day)
-        manifests, unreadable = _manifests(s3, bucket, folders)
+        _, base, manifests, unreadable = _day_ingestions(s3, bucket, dataset, day)
         problems += unreadable
         complete = [(f, m) for f, m in manifests if m is not None]
         if not complete:
