@@ -20,7 +20,7 @@ from core.settings import Settings
 from flows import metrics, tracing
 from flows.calendar import parse_date
 from flows.common import RetryPolicy, StepOutcome, run_retry, run_settings, write_record
-from flows.dbt import dbt_flow
+from flows.dbt_flow import dbt_flow
 from flows.errors import PipelineError
 from flows.ingestion import ingestion_flow
 from flows.lock import date_lock

@@ -140,7 +140,7 @@ def dbt_flow_generates_gold(ctx: CheckContext) -> Evidence:
     import pyarrow.parquet as pq
 
     from core.gold import read_published
-    from flows.dbt import dbt_flow
+    from flows.dbt_flow import dbt_flow
     from flows.errors import PipelineError
 
     settings = support.stack(ctx.settings)

@@ -88,9 +88,10 @@ def scratch_lake(settings: Settings, where: Path) -> Settings:
 def deploy_flows(settings: Settings) -> dict[str, Any]:
     """``flows.deploy.apply_deployments`` in this process, leaving its imports as they were.
 
-    Prefect loads each entrypoint as a script: flows/dbt.py becomes the top-level
-    module ``dbt`` (unless dbt is imported already) and flows/ goes first on
-    sys.path, which would shadow the real dbt for a pipeline run that follows.
+    Prefect loads each entrypoint as a script: flows/ goes first on sys.path and
+    each flow file becomes a top-level module (``master_flow``, ``dbt_flow``…),
+    which would shadow a library of the same name for whatever runs next. (That
+    is why no file in flows/ is named after a library: flows/dbt.py once hid dbt.)
     """
     import sys
 
