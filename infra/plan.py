@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 ACCOUNT_ID = "123456789012"
-PLAN_CACHE_VERSION = 1
+PLAN_CACHE_VERSION = 2  # 2: resources record which inputs are secret
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class PlannedResource:
     inputs: dict[str, Any] = field(default_factory=dict)
     parent: str = ""
     custom: bool = True
+    secrets: tuple[str, ...] = ()  # the inputs the program marked secret (their values are in ``inputs``)
 
     @property
     def urn(self) -> str:
@@ -53,7 +54,8 @@ class PlannedResource:
         return keep
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "name": self.name, "parent": self.parent, "inputs": self.inputs}
+        out = {"type": self.type, "name": self.name, "parent": self.parent, "inputs": self.inputs}
+        return {**out, "secrets": list(self.secrets)} if self.secrets else out
 
 
 @dataclass
@@ -90,7 +92,7 @@ class Plan:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Plan:
         resources = [PlannedResource(r["type"], r["name"], r.get("inputs") or {}, r.get("parent", ""),
-                                     r.get("custom", True)) for r in raw["resources"]]
+                                     r.get("custom", True), tuple(r.get("secrets") or ())) for r in raw["resources"]]
         return cls(stack=raw["stack"], resources=resources, outputs=raw.get("outputs") or {})
 
 
@@ -134,10 +136,14 @@ def _fake_state(type_: str, name: str, inputs: dict[str, Any]) -> tuple[str, dic
 _SIG, _SECRET_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
 
 
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(_SIG) == _SECRET_SIG and "value" in value
+
+
 def _revealed(value: Any) -> Any:
     """A secret input's value, unwrapped (the plan's values are mocks: nothing to hide)."""
     if isinstance(value, dict):
-        if value.get(_SIG) == _SECRET_SIG and "value" in value:
+        if _is_secret(value):
             return _revealed(value["value"])
         return {k: _revealed(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -168,9 +174,11 @@ def _mocks(recorder: _Recorder) -> tuple[Any, Any]:
 
     class Mocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
-            inputs = _revealed(json.loads(json.dumps(args.inputs, default=_jsonable)))
+            raw = json.loads(json.dumps(args.inputs, default=_jsonable))
+            inputs, secrets = _revealed(raw), tuple(sorted(k for k, v in raw.items() if _is_secret(v)))
             with recorder.lock:
-                recorder.resources.append(PlannedResource(args.typ, args.name, inputs, custom=bool(args.custom)))
+                recorder.resources.append(PlannedResource(args.typ, args.name, inputs, custom=bool(args.custom),
+                                                          secrets=secrets))
             return _fake_state(args.typ, args.name, inputs)
 
         def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
@@ -233,7 +241,8 @@ def run_under_mocks(program: Callable[[], Any], stack: str, config: dict[str, st
     resources = []
     for res in recorder.resources:
         parent_urn = recorder.parents.get((res.type, res.name), "")
-        resources.append(PlannedResource(res.type, res.name, res.inputs, _urn_name(parent_urn), res.custom))
+        resources.append(PlannedResource(res.type, res.name, res.inputs, _urn_name(parent_urn), res.custom,
+                                         res.secrets))
     return Plan(stack=stack, resources=resources, outputs=outputs)
 
 

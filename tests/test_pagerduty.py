@@ -57,8 +57,8 @@ def test_a_stack_that_pages_subscribes_pagerdutys_events_endpoint_with_the_key_a
     assert figures == {"host": "events.pagerduty.com", "secret": "finks/prod/pagerduty-integration-key"}
     assert KEY not in message
     sub = plan.one("aws:sns/topicSubscription:TopicSubscription", "pagerduty")
-    assert sub.inputs["endpoint"]["value"] == f"https://events.pagerduty.com/integration/{KEY}/enqueue"
-    assert len(sub.inputs["endpoint"]) == 2  # Pulumi's secret envelope: the key is encrypted in the state
+    assert sub.inputs["endpoint"] == f"https://events.pagerduty.com/integration/{KEY}/enqueue"
+    assert sub.secrets == ("endpoint",)  # the key is encrypted in the state
     assert plan.one("aws:secretsmanager/secret:Secret", "pagerduty").inputs["kmsKeyId"] == "arn:kms"
 
 
@@ -76,6 +76,16 @@ def test_criterion_fails_on_a_plain_http_endpoint() -> None:
     plan = _plan(PagerDutyArgs("arn:kms", integration_key=KEY, events_url="http://events.pagerduty.com"))
     with pytest.raises(NotMet, match=r"the PagerDuty subscription \(http\) is not to https://events.pagerduty.com or "
                                      r"https://events.eu.pagerduty.com/integration/<key>/enqueue"):
+        pagerduty_integration(plan)
+
+
+@pytest.mark.check_fails(PLAN)
+def test_criterion_fails_when_the_endpoint_with_the_key_is_not_a_secret() -> None:
+    import dataclasses
+
+    healthy = _plan(PagerDutyArgs("arn:kms", integration_key=KEY))
+    plan = dataclasses.replace(healthy, resources=[dataclasses.replace(r, secrets=()) for r in healthy.resources])
+    with pytest.raises(NotMet, match=r"endpoint holds the integration key in the clear: wrap it in pulumi.Output.secret"):
         pagerduty_integration(plan)
 
 

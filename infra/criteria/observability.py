@@ -69,11 +69,6 @@ def pipeline_dashboard_and_alerting(plan: Plan) -> Result:
     return "pipeline dashboard (records, latency, quality, Glue, API) with quality/latency alarms to SNS; X-Ray tracing on the API", {"metrics": list(PIPELINE_METRICS)}
 
 
-def _revealed(value: Any) -> Any:
-    """A secret input as the mocks record it (Pulumi's envelope: a signature key and ``value``) -> its value."""
-    return value.get("value") if isinstance(value, dict) and "value" in value else value
-
-
 def pagerduty_integration(plan: Plan) -> Result:
     """The alert topic pages PagerDuty: an auto-confirming HTTPS subscription on PagerDuty's Events API
     host (the Amazon CloudWatch integration's /integration/<key>/enqueue), its key in a KMS-encrypted
@@ -88,12 +83,14 @@ def pagerduty_integration(plan: Plan) -> Result:
     require(bool(secret.inputs.get("kmsKeyId")), f"secret {secret.inputs.get('name')} is not encrypted with the platform key")
     on_topic = [s for s in plan.of_type("aws:sns/topicSubscription:TopicSubscription")
                 if str(s.inputs.get("topic", "")).endswith(f":{topic.name}")]
-    paging = [s for s in on_topic if "pagerduty.com/" in str(_revealed(s.inputs.get("endpoint", "")))]
+    paging = [s for s in on_topic if "pagerduty.com/" in str(s.inputs.get("endpoint", ""))]
     require(bool(paging), f"stack {plan.stack} pages no one: put the PagerDuty integration key in {secret.inputs.get('name')} "
             f"and set finks:pagerduty: true in infra/Pulumi.{plan.stack}.yaml",
             subscriptions=[s.inputs.get("protocol") for s in on_topic])
     sub = paging[0]
-    endpoint = str(_revealed(sub.inputs.get("endpoint")))
+    endpoint = str(sub.inputs.get("endpoint"))
+    require("endpoint" in sub.secrets, "the PagerDuty subscription's endpoint holds the integration key in the clear: "
+            "wrap it in pulumi.Output.secret so the state keeps it encrypted")
     path = endpoint.split("/")
     require(sub.inputs.get("protocol") == "https" and "/".join(path[:3]) in EVENTS_URLS and len(path) == 6
             and path[3] == "integration" and bool(path[4]) and path[5] == "enqueue",
