@@ -37,7 +37,8 @@ TRUNCATING_WRITER = ("        self.store.put(key, data)\n        return key, has
 def test_rate_limit_check_fails_for_a_connector_that_ignores_its_limit(tmp_path: Path) -> None:
     root = _broken_connector(tmp_path, "limiter.py", "        self.limit = calls_per_minute\n", "        self.limit = None\n")
     result = run_target("validation.connector:rate_limit_holds", context(tmp_path, root), timeout=300)
-    _assert_failed(result, "for 120 symbols")
+    # Whether its retries outlast the 429s depends on timing; either way the 429s are named.
+    _assert_failed(result, "answered 429")
     assert result.evidence.figures["rejected_429"] > 0
 
 
@@ -48,7 +49,7 @@ def test_rate_limit_check_fails_for_a_connector_that_ignores_the_configured_wind
     root = _broken_connector(tmp_path, "ingest.py", "window_s=opts.window_s)", "window_s=opts.window_s / 2)")
     result = run_target("validation.connector:rate_limit_holds", context(tmp_path, root), timeout=300)
     assert result.outcome is Outcome.failed, result.evidence.message
-    assert "answered 429" in result.evidence.message or "for 120 symbols" in result.evidence.message
+    assert "answered 429" in result.evidence.message
 
 
 @pytest.mark.slow
