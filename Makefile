@@ -8,6 +8,11 @@ ENV ?= local
 # Sessions run two at a time where they share nothing (`resources:` in their YAML keeps
 # those that share the local stack apart); JOBS=1 runs them one by one.
 JOBS ?= 2
+# The suite mostly waits on the servers it starts (Prefect, moto, the FMP simulator): three
+# pytest-xdist workers, each test file on one of them (its module fixtures shared), take
+# about half the wall time of one on two cores. TEST_JOBS=0 runs it in one process.
+TEST_JOBS ?= 3
+PYTEST := $(PY) -m pytest $(if $(filter-out 0,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile)
 
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
@@ -30,10 +35,10 @@ run: install            ## set up, then run the whole plan on the local environm
 	$(FINKS) run --all --env $(ENV) --jobs $(JOBS)
 
 test: install           ## the whole test suite (slow and service tests included)
-	$(PY) -m pytest
+	$(PYTEST)
 
 test-fast: install      ## skip the slow end-to-end tests
-	$(PY) -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 start: install          ## start the local stack (Prefect server, AWS emulator, lake)
 	$(FINKS) dev up --worker
