@@ -188,8 +188,8 @@ def test_dbt_tests_probe_fails_on_a_failing_test(deployed_dev: Deployed) -> None
 @pytest.mark.check_fails("validation.aws.transform:docs_published")
 def test_docs_probe_fails_when_the_catalog_is_missing(deployed_dev: Deployed) -> None:
     _replace(deployed_dev, deployed_dev.outputs["buckets"]["gold"], "_dbt/docs/catalog.json", None)
-    with pytest.raises(CheckFailed, match=r"^no catalog.json at s3://finks-dev-gold/_dbt/docs/; run `python -m jobs.dbt "
-                                          r"docs --target athena` as the dbt ECS task on dev"):
+    with pytest.raises(CheckFailed, match=r"^no catalog.json at s3://finks-dev-gold/_dbt/docs/; the daily dbt task "
+                                          r"\(`python -m jobs.dbt build --docs --target athena`\) publishes the site"):
         transform.docs_published(deployed_dev.ctx())
 
 

@@ -30,7 +30,7 @@ TASKS: dict[str, tuple[str, int, int, list[str] | None]] = {
     "worker": ("prefect", 1024, 2048, None),
     "fmp-connector": ("fmp-connector", 512, 1024, None),
     # The dbt image runs jobs.dbt (write-audit-publish around `dbt build`), not bare dbt.
-    "dbt": ("dbt", 1024, 2048, ["python", "-m", "jobs.dbt", "build", "--target", "athena"]),
+    "dbt": ("dbt", 1024, 2048, ["python", "-m", "jobs.dbt", "build", "--docs", "--target", "athena"]),
 }
 
 # Distributed tracing: the tasks whose flows run in them get the collector sidecar.

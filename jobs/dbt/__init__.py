@@ -3,6 +3,7 @@
     run_dbt(settings)                      # build into a fresh candidate; publish if the audit passes
     run_dbt(settings, "test")              # test the last published warehouse
     run_dbt(settings, "docs")              # dbt docs generate (offline)
+    build_and_document(settings)           # build, then docs of what it published (the ECS task's --docs)
 
 Write: ``dbt build`` (seeds, models, data and unit tests) into
 ``<home>/dbt/runs/<run_id>/candidate.duckdb`` (Athena: the ``<schema>_audit``
@@ -36,7 +37,7 @@ from jobs.dbt.args import PROJECT_DIR
 from jobs.dbt.cli import main
 from jobs.dbt.publish_athena import AUDIT_SUFFIX, athena_phases, athena_schema
 from jobs.dbt.results import DbtResult, NodeResult
-from jobs.dbt.run import COMMANDS, KEEP_RUNS, run_dbt
+from jobs.dbt.run import COMMANDS, KEEP_RUNS, build_and_document, run_dbt
 
 __all__ = [
     "AUDIT_SUFFIX",
@@ -47,6 +48,7 @@ __all__ = [
     "NodeResult",
     "athena_phases",
     "athena_schema",
+    "build_and_document",
     "main",
     "run_dbt",
 ]

@@ -83,6 +83,18 @@ def run_dbt(settings: Settings, command: str = "build", select: list[str] | str 
     return result
 
 
+def build_and_document(settings: Settings, select: list[str] | str | None = None, target: str | None = None,
+                       vars: dict[str, Any] | None = None, *, quiet: bool = False) -> tuple[DbtResult, DbtResult | None]:
+    """``build``, then — once it has published gold — ``docs`` on what it published: the daily dbt
+    ECS task (``python -m jobs.dbt build --docs``), so the docs site in ``<gold>/_dbt/docs/``
+    always describes the gold being served. A build that did not publish leaves the docs as they
+    were (None)."""
+    built = run_dbt(settings, "build", select=select, target=target, vars=vars, quiet=quiet)
+    if not built.published:
+        return built, None
+    return built, run_dbt(settings, "docs", target=target, vars=vars, quiet=quiet)
+
+
 def _prepare(settings: Settings, command: str, select: list[str] | str | None,
              target: str | None, vars: dict[str, Any], quiet: bool) -> _Run:
     if command not in COMMANDS:

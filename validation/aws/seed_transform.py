@@ -7,7 +7,7 @@ No resource definition describes it, so it is made with the platform's own code:
 * silver from the bronze→silver job (``jobs.bronze_to_silver`` on DuckDB: the
   transformation the Glue job runs on Spark);
 * gold, the quality record, dbt's artifacts and the docs site from ``jobs.dbt``
-  (a whole ``build``, then ``docs``) on dbt-duckdb — where the dbt ECS task
+  (``build_and_document``: a whole ``build``, then ``docs``, as the task's ``build --docs``) on dbt-duckdb — where the dbt ECS task
   leaves them (``jobs.dbt.artifacts``), the target being dbt-duckdb, not Athena.
 
 That is built in a local lake, then copied object for object into the stack's
@@ -171,7 +171,7 @@ def _build_into(root: Path) -> None:
 
     from core.settings import load_settings
     from jobs.bronze_to_silver import run
-    from jobs.dbt import run_dbt
+    from jobs.dbt import build_and_document
     from jobs.testdata import generate_bronze, trading_days
     from validation.aws.gold_sample import athena_sample
 
@@ -181,10 +181,9 @@ def _build_into(root: Path) -> None:
         result = run(settings, day, engine="duckdb")
         if not result.ok:
             raise RuntimeError(f"seeding: bronze→silver failed for {day}: {result.to_dict()}")
-    built = run_dbt(settings, quiet=True)
-    if not built.published:
+    built, docs = build_and_document(settings, quiet=True)  # what the dbt task's `build --docs` does
+    if docs is None:
         raise RuntimeError(f"seeding: the dbt build did not publish: {built.error or built.failed_tests}")
-    docs = run_dbt(settings, "docs", quiet=True)
     if not docs.ok:
         raise RuntimeError(f"seeding: dbt docs generate failed: {docs.error}")
     shutil.rmtree(root / "state", ignore_errors=True)  # dbt's run directories: not what the stack holds

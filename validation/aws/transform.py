@@ -144,7 +144,7 @@ def _not_ok(results: list[dict[str, Any]]) -> list[str]:
 # ---- S12 -------------------------------------------------------------------------------------
 def dbt_task_definition(ctx: CheckContext) -> Evidence:
     """The dbt task family's current revision is what the program declares: ACTIVE, the image
-    ``<this stack's dbt ECR repository>:<imageTag>``, the command ``python -m jobs.dbt build
+    ``<this stack's dbt ECR repository>:<imageTag>``, the command ``python -m jobs.dbt build --docs
     --target athena``, logs to the dbt log group, and the pipeline task role (lake and Athena access)."""
     from botocore.exceptions import ClientError
 
@@ -257,8 +257,8 @@ def docs_published(ctx: CheckContext) -> Evidence:
     live = Live.of(ctx)
     build = latest_build(live, need=("manifest.json",))
     where = f"s3://{build.bucket}/{PREFIX}/{DOCS_DIR}/"
-    remedy = (f"run `python -m jobs.dbt docs --target athena` as the dbt ECS task on {live.ctx.env}: it publishes "
-              f"the site to {where}")
+    remedy = (f"the daily dbt task (`python -m jobs.dbt build --docs --target athena`) publishes the site to {where} "
+              f"after each published build: run the pipeline on {live.ctx.env}, or that command as the dbt ECS task")
     index = read_object(live, build.bucket, f"{PREFIX}/{DOCS_DIR}/index.html")
     catalog = read_json(live, build.bucket, f"{PREFIX}/{DOCS_DIR}/catalog.json")
     missing = [n for n, v in (("index.html", index), ("catalog.json", catalog)) if v is None]
