@@ -52,8 +52,9 @@ class BackfillIncomplete(PipelineError):
 
 @task(name="backfill-date", cache_policy=NO_CACHE)
 def backfill_date(settings: Settings, date: str, datasets: list[str], force: bool, bulk: bool,
-                  lock_wait_s: float, retry: RetryPolicy) -> dict[str, Any]:
-    """One date to silver; never raises, so one bad date cannot sink the range."""
+                  lock_wait_s: float, retry: RetryPolicy, sharing: int = 1) -> dict[str, Any]:
+    """One date to silver; never raises, so one bad date cannot sink the range. ``sharing``: the
+    dates ingesting at once on the FMP key (see ``ingest_dataset``)."""
     day = parse_date(date)
     t0 = time.monotonic()
     try:
@@ -62,7 +63,7 @@ def backfill_date(settings: Settings, date: str, datasets: list[str], force: boo
             for ds in datasets:
                 # Called as plain functions inside this task: the retry policy is applied here.
                 ingested[ds] = _with_retries(retry, lambda ds=ds: ingest_dataset.fn(
-                    settings, date, ds, force=force, bulk=bulk and ds == "eod"))
+                    settings, date, ds, force=force, bulk=bulk and ds == "eod", sharing=sharing))
             silver = [("eod_prices" if d == "eod" else d) for d in datasets]
             transformed = _with_retries(retry, lambda: bronze_to_silver.fn(settings, date, silver))
             write_record(settings, day, {"date": date, "finished_at": now_iso(), "silver": "ok", "by": "backfill",
@@ -124,6 +125,7 @@ def backfill_flow(start: str, end: str, concurrency: int = 4, datasets: list[str
                 "settings": settings, "date": d.isoformat(),
                 "datasets": chosen + (snapshot_extra if d == days[-1] else []),
                 "force": force, "bulk": use_bulk, "lock_wait_s": lock_wait_s, "retry": policy,
+                "sharing": min(max(1, concurrency), len(todo)),
             }).wrapped_future: d for d in todo}
             for n, fut in enumerate(cf.as_completed(futures), 1):
                 outcome = _unwrap(fut, futures[fut].isoformat())

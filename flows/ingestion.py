@@ -21,7 +21,10 @@ def ingestion_flow(date: str | None = None, datasets: list[str] | None = None, e
     run, day = run_settings(env, settings), parse_date(date).isoformat()
     tracing.step(run, "ingestion", date=day, datasets=datasets or list(DEFAULT_DATASETS))
     task = retrying(ingest_dataset, run_retry(retry))
-    futures = {ds: task.submit(run, day, ds, force=force, runner=runner, bulk=bulk and ds == "eod")
-               for ds in (datasets or list(DEFAULT_DATASETS))}
+    chosen = datasets or list(DEFAULT_DATASETS)
+    # At once, on one FMP key: `sharing` keeps them under the plan's limit together.
+    futures = {ds: task.submit(run, day, ds, force=force, runner=runner, bulk=bulk and ds == "eod",
+                               sharing=len(chosen))
+               for ds in chosen}
     # result() raises the first failure; the flow fails and the master stops downstream.
     return {ds: f.result() for ds, f in futures.items()}

@@ -46,8 +46,13 @@ def not_deterministic(task: Any, task_run: Any, state: Any) -> bool:
 
 @task(name="ingest-dataset", tags=["fmp"], retry_condition_fn=not_deterministic, cache_policy=NO_CACHE)
 def ingest_dataset(settings: Settings, date: str, dataset: str, force: bool = False,
-                   runner: str = "auto", bulk: bool = False, ecs_timeout_s: float = 3600) -> dict[str, Any]:
-    """Land one dataset for one date in bronze; skipped when a complete ingestion exists."""
+                   runner: str = "auto", bulk: bool = False, ecs_timeout_s: float = 3600,
+                   sharing: int = 1) -> dict[str, Any]:
+    """Land one dataset for one date in bronze; skipped when a complete ingestion exists.
+
+    ``sharing``: how many ingestions run at once on the FMP key. In this process they share the
+    key's budget (connectors.fmp.limiter); an ECS task is a process of its own, so it is given
+    its share of the plan's calls per minute instead."""
     day, logger = parse_date(date), get_run_logger()
     tracing.annotate(date=day.isoformat(), env=settings.env, dataset=dataset)
     if runner_for(settings, runner) == "aws":
@@ -57,7 +62,8 @@ def ingest_dataset(settings: Settings, date: str, dataset: str, force: bool = Fa
             command.append("--force")
         if bulk:
             command.append("--bulk")
-        return _ecs_step(settings, "connector", command, ecs_timeout_s)
+        share = {"FMP_CALLS_PER_MINUTE": str(max(1, settings.fmp_rate_limit // max(sharing, 1)))}
+        return _ecs_step(settings, "connector", command, ecs_timeout_s, share)
     from connectors.fmp import run_ingest
 
     kwargs: dict[str, Any] = {"force": force}
@@ -113,7 +119,8 @@ def dbt_build(settings: Settings, date: str, runner: str = "auto", select: str |
     tracing.annotate(date=day.isoformat(), env=settings.env, select=select)
     if runner_for(settings, runner) == "aws":
         # The dbt image has no ENTRYPOINT: the override is the whole command.
-        command = ["python", "-m", "jobs.dbt", "build", "--target", "athena", "--vars", json.dumps(dbt_vars)]
+        # --docs: the docs site in gold/_dbt/docs/ follows each published build (nothing else writes it on AWS).
+        command = ["python", "-m", "jobs.dbt", "build", "--docs", "--target", "athena", "--vars", json.dumps(dbt_vars)]
         if select:
             command += ["--select", select]
         return _ecs_step(settings, "dbt", command, ecs_timeout_s) | {"published": True, "failed_tests": []}
@@ -136,13 +143,14 @@ def dbt_build(settings: Settings, date: str, runner: str = "auto", select: str |
     return summary
 
 
-def _ecs_step(settings: Settings, role: str, command: list[str], timeout_s: float) -> dict[str, Any]:
+def _ecs_step(settings: Settings, role: str, command: list[str], timeout_s: float,
+              environment: dict[str, str] | None = None) -> dict[str, Any]:
     from flows.blocks import load_aws_credentials, load_ecs_settings
     from flows.ecs import run_ecs_task
 
     logger = get_run_logger()
     task_settings = load_ecs_settings(settings)
-    request = task_settings.run_task_request(role, command, {"FINKS_ENV": settings.env})
+    request = task_settings.run_task_request(role, command, {"FINKS_ENV": settings.env, **(environment or {})})
     started = time.monotonic()
     run = run_ecs_task(load_aws_credentials(settings).get_client("ecs"), request, timeout_s=timeout_s,
                        on_status=lambda s: logger.info("ECS %s task is %s", role, s))

@@ -46,10 +46,21 @@ def test_rate_limit_check_fails_for_a_connector_that_ignores_its_limit(tmp_path:
 @pytest.mark.check_fails("validation.connector:rate_limit_holds")
 def test_rate_limit_check_fails_for_a_connector_that_ignores_the_configured_window(tmp_path: Path) -> None:
     """A limiter counting 40 calls over half the window the simulator counts them over: twice the rate."""
-    root = _broken_connector(tmp_path, "ingest.py", "window_s=opts.window_s)", "window_s=opts.window_s / 2)")
+    root = _broken_connector(tmp_path, "ingest.py", "window_s=opts.window_s, budget=budget)",
+                             "window_s=opts.window_s / 2, budget=budget)")
     result = run_target("validation.connector:rate_limit_holds", context(tmp_path, root), timeout=300)
     assert result.outcome is Outcome.failed, result.evidence.message
     assert "answered 429" in result.evidence.message
+
+
+@pytest.mark.slow
+@pytest.mark.check_fails("validation.connector:rate_limit_holds")
+def test_rate_limit_check_fails_when_each_ingestion_keeps_a_budget_of_its_own(tmp_path: Path) -> None:
+    """Two datasets at once, each limiter counting only its own calls: together twice the key's rate."""
+    root = _broken_connector(tmp_path, "ingest.py", "window_s=opts.window_s, budget=budget)", "window_s=opts.window_s)")
+    result = run_target("validation.connector:rate_limit_holds", context(tmp_path, root), timeout=300)
+    _assert_failed(result, "answered 429")
+    assert result.evidence.figures["rejected_429"] > 0
 
 
 @pytest.mark.slow

@@ -117,3 +117,58 @@ def test_the_window_keeps_the_rate() -> None:
     assert window_limit(10, 1.0) == 1  # never a window that allows nothing
     settings = load_settings(env="local", fmp_calls_per_minute=240, fmp_rate_window_s=15)
     assert settings.fmp_window_limit == 60
+
+
+def _three_loops_at_once(limit: int, window_s: float, calls: int, shared: bool) -> list[float]:
+    """Three limiters, each on its own thread and event loop (as the flow's three datasets ingest)."""
+    import threading
+
+    from connectors.fmp.limiter import Budget
+
+    budget = Budget() if shared else None
+    starts: list[float] = []
+    lock = threading.Lock()
+
+    def ingest() -> None:
+        limiter = RateLimiter(limit, 4, window_s=window_s, budget=budget or Budget())
+
+        async def run() -> None:
+            async def one() -> None:
+                async with limiter.slot() as started:
+                    with lock:
+                        starts.append(started)
+
+            await asyncio.gather(*(one() for _ in range(calls)))
+
+        asyncio.run(run())
+
+    threads = [threading.Thread(target=ingest) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return sorted(starts)
+
+
+def test_limiters_on_one_key_keep_its_limit_together() -> None:
+    """One budget: 3 × 30 calls at 20 per 0.4 s take more than four windows and never exceed 20 in one."""
+    starts = _three_loops_at_once(limit=20, window_s=0.4, calls=30, shared=True)
+    assert len(starts) == 90
+    assert _max_in_window(starts, 0.4) <= 20
+    assert starts[-1] - starts[0] >= 0.4 * 4 * 0.98
+
+
+def test_limiters_with_budgets_of_their_own_would_triple_the_rate() -> None:
+    """What the shared budget prevents (the test above fails without it): three limits' worth at once."""
+    starts = _three_loops_at_once(limit=20, window_s=0.4, calls=30, shared=False)
+    assert _max_in_window(starts, 0.4) > 20
+
+
+def test_the_process_keeps_one_budget_per_key_endpoint_and_limit() -> None:
+    from connectors.fmp.limiter import shared_budget
+
+    a = shared_budget("http://fmp", "key-1", 300, 60.0)
+    assert shared_budget("http://fmp", "key-1", 300, 60.0) is a
+    assert shared_budget("http://fmp", "key-2", 300, 60.0) is not a
+    assert shared_budget("http://other", "key-1", 300, 60.0) is not a
+    assert shared_budget("http://fmp", "key-1", 40, 5.0) is not a

@@ -199,9 +199,11 @@ def _already_ingested(writer: BronzeWriter, symbols: list[str] | None, bulk: boo
 async def _fetch_all(opts: FmpOptions, ingestion: Ingestion, units: UnitPlan, result: IngestResult,
                      emit: Callable[[Event], None]) -> None:
     from connectors.fmp.client import FmpClient
-    from connectors.fmp.limiter import RateLimiter
+    from connectors.fmp.limiter import RateLimiter, shared_budget
 
-    limiter = RateLimiter(opts.window_limit, opts.max_concurrency, window_s=opts.window_s)
+    # One budget per key in this process: the flow's datasets ingest at once and FMP counts them together.
+    budget = shared_budget(opts.base_url, opts.api_key, opts.window_limit, opts.window_s)
+    limiter = RateLimiter(opts.window_limit, opts.max_concurrency, window_s=opts.window_s, budget=budget)
     existing = ingestion.existing_parts()
     pending = iter(units)  # shared by the workers; next() never interleaves on one loop
     state: dict[str, Any] = {"files": [], "quarantine": [], "stop": None, "lock": threading.Lock()}

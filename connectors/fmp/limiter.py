@@ -10,15 +10,43 @@ Two guarantees, enforced together:
 A 429 halves the pace (``slow_down``); successes win it back gradually.
 Clock and sleep are injectable so a property test can run minutes of calls
 in milliseconds.
+
+FMP counts calls per API key, not per run: the daily flow ingests its three
+datasets at once, each on its own event loop and thread. Their limiters draw
+on one :class:`Budget` per key (:func:`shared_budget`), so together they keep
+the plan's limit, and a 429 seen by one slows them all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+
+
+class Budget:
+    """The call log and pace of one API key: thread-safe, shared by every limiter drawing on it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.log: deque[float] = deque()
+        self.next_at = 0.0
+        self.factor = 1.0
+
+
+_BUDGETS: dict[tuple[str, int | None, float], Budget] = {}
+_BUDGETS_LOCK = threading.Lock()
+
+
+def shared_budget(base_url: str, api_key: str | None, limit: int | None, window_s: float) -> Budget:
+    """This process's budget for one key at one endpoint and limit (the key is hashed, never kept)."""
+    account = hashlib.sha256(f"{base_url}\0{api_key or ''}".encode()).hexdigest()
+    with _BUDGETS_LOCK:
+        return _BUDGETS.setdefault((account, limit, window_s), Budget())
 
 
 class RateLimiter:
@@ -32,6 +60,7 @@ class RateLimiter:
         min_factor: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        budget: Budget | None = None,
     ) -> None:
         if calls_per_minute is not None and calls_per_minute < 1:
             raise ValueError("calls_per_minute must be >= 1")
@@ -40,17 +69,19 @@ class RateLimiter:
         self.window_s = window_s
         self.safety = safety
         self.min_factor = min_factor
-        self.factor = 1.0
+        self.budget = budget or Budget()
         self._clock = clock
         self._sleep = sleep
-        self._log: deque[float] = deque()
-        self._next_at = 0.0
         self._lock = asyncio.Lock()
         self._sem = asyncio.Semaphore(max_concurrency)
         self.calls = 0
         self.slowdowns = 0
         self.first_at: float | None = None
         self.last_at: float | None = None
+
+    @property
+    def factor(self) -> float:
+        return self.budget.factor
 
     @property
     def interval(self) -> float:
@@ -61,23 +92,25 @@ class RateLimiter:
 
     async def acquire(self) -> float:
         """Wait for a call slot; returns the (clock) time the call may start."""
-        async with self._lock:  # FIFO: waiters are served in arrival order
+        budget = self.budget
+        async with self._lock:  # FIFO: this loop's waiters are served in arrival order
             while True:
-                now = self._clock()
-                wait = self._next_at - now
-                if self.limit is not None:
-                    # One expression for both the test and the wait: `a <= b - w` and
-                    # `a + w - b` can disagree by one ulp and let a call through early.
-                    while self._log and self._log[0] + self.window_s <= now:
-                        self._log.popleft()
-                    if len(self._log) >= self.limit:
-                        wait = max(wait, self._log[0] + self.window_s - now)
-                if wait <= 0:
-                    break
+                with budget.lock:  # other threads' limiters on the same key test and book here too
+                    now = self._clock()
+                    wait = budget.next_at - now
+                    if self.limit is not None:
+                        # One expression for both the test and the wait: `a <= b - w` and
+                        # `a + w - b` can disagree by one ulp and let a call through early.
+                        while budget.log and budget.log[0] + self.window_s <= now:
+                            budget.log.popleft()
+                        if len(budget.log) >= self.limit:
+                            wait = max(wait, budget.log[0] + self.window_s - now)
+                    if wait <= 0:
+                        if self.limit is not None:
+                            budget.log.append(now)
+                        budget.next_at = now + self.interval
+                        break
                 await self._sleep(max(wait, 1e-6))  # never a sleep too small to move the clock
-            if self.limit is not None:
-                self._log.append(now)
-            self._next_at = now + self.interval
             self.calls += 1
             self.first_at = now if self.first_at is None else self.first_at
             self.last_at = now
@@ -92,13 +125,15 @@ class RateLimiter:
     def slow_down(self, pause_s: float = 1.0) -> None:
         """A 429: halve the pace and hold every caller back for ``pause_s``."""
         self.slowdowns += 1
-        self.factor = max(self.min_factor, self.factor / 2)
-        self._next_at = max(self._next_at, self._clock() + pause_s)
+        with self.budget.lock:
+            self.budget.factor = max(self.min_factor, self.budget.factor / 2)
+            self.budget.next_at = max(self.budget.next_at, self._clock() + pause_s)
 
     def succeeded(self) -> None:
         """Recover the pace slowly after a slowdown (20 successes ~ doubles it)."""
-        if self.factor < 1.0:
-            self.factor = min(1.0, self.factor * 1.035)
+        if self.budget.factor < 1.0:
+            with self.budget.lock:
+                self.budget.factor = min(1.0, self.budget.factor * 1.035)
 
     def achieved_per_minute(self) -> float | None:
         """Calls per minute between the first and the last call start."""
