@@ -73,6 +73,14 @@ def test_module_entry_point_reports_errors_in_one_line(make_fmp_sim, tmp_path) -
     assert bad.returncode == 2 and "invalid date '2024-13-01'" in bad.stderr
 
 
+def test_module_entry_point_answers_an_unknown_command_with_usage_not_a_traceback() -> None:
+    proc = subprocess.run([sys.executable, "-m", "connectors.fmp", "simulate"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "Error: No such command 'simulate'." in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
 def test_importing_the_cli_stays_light() -> None:
     code = ("import sys, connectors.fmp.cli; heavy = {'httpx', 'boto3', 'prefect', 'duckdb'} & set(sys.modules);"
             " print(sorted(heavy))")

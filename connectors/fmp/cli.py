@@ -172,14 +172,22 @@ def main(argv: list[str] | None = None) -> None:
 
     from core.errors import FinksError
 
+    # typer ≥ 0.2x runs on a copy of click of its own (typer._click): its usage errors are not click's.
+    usage_errors: tuple[type[Exception], ...] = (click.ClickException,)
+    try:
+        from typer._click.exceptions import ClickException as TyperClickException
+        usage_errors += (TyperClickException,)
+    except ImportError:
+        pass
+    aborts = tuple({click.exceptions.Abort, getattr(typer, "Abort", click.exceptions.Abort)})
     try:
         code = app(args=argv, standalone_mode=False, prog_name="python -m connectors.fmp")
     except FinksError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2)
-    except click.exceptions.Abort:
+    except usage_errors as exc:
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(getattr(exc, "exit_code", 2) or 2)
+    except aborts:
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
