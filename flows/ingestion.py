@@ -19,9 +19,9 @@ def ingestion_flow(date: str | None = None, datasets: list[str] | None = None, e
                    settings: Settings | None = None, retry: RetryPolicy | None = None) -> dict[str, Any]:
     """Each dataset is its own task, so a retry repeats only the dataset that failed."""
     run, day = run_settings(env, settings), parse_date(date).isoformat()
-    tracing.step(run, "ingestion", date=day, datasets=datasets or list(DEFAULT_DATASETS))
-    task = retrying(ingest_dataset, run_retry(retry))
     chosen = datasets or list(DEFAULT_DATASETS)
+    tracing.step(run, "ingestion", date=day, datasets=chosen)
+    task = retrying(ingest_dataset, run_retry(retry))
     # At once, on one FMP key: `sharing` keeps them under the plan's limit together.
     futures = {ds: task.submit(run, day, ds, force=force, runner=runner, bulk=bulk and ds == "eod",
                                sharing=len(chosen))

@@ -120,7 +120,9 @@ def dbt_build(settings: Settings, date: str, runner: str = "auto", select: str |
     if runner_for(settings, runner) == "aws":
         # The dbt image has no ENTRYPOINT: the override is the whole command.
         # --docs: the docs site in gold/_dbt/docs/ follows each published build (nothing else writes it on AWS).
-        command = ["python", "-m", "jobs.dbt", "build", "--docs", "--target", "athena", "--vars", json.dumps(dbt_vars)]
+        from jobs.dbt.cli import ECS_COMMAND
+
+        command = [*ECS_COMMAND, "--vars", json.dumps(dbt_vars)]
         if select:
             command += ["--select", select]
         return _ecs_step(settings, "dbt", command, ecs_timeout_s) | {"published": True, "failed_tests": []}

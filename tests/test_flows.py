@@ -315,17 +315,23 @@ def test_ecs_task_runs_to_completion_through_prefect_aws_credentials(ecs_cluster
     assert request["overrides"]["containerOverrides"][0]["environment"] == [{"name": "FINKS_ENV", "value": "dev"}]
 
 
+def _container_overrides(settings: Any, task_arn: str) -> dict[str, Any]:
+    """What a flow step asked of the ECS task it ran (moto keeps the request's overrides)."""
+    from core.aws import client as aws_client
+    from flows.blocks import ecs_task_settings
+
+    cluster = ecs_task_settings(settings)["cluster"]
+    (task,) = aws_client(settings, "ecs").describe_tasks(cluster=cluster, tasks=[task_arn])["tasks"]
+    return dict(task["overrides"]["containerOverrides"][0])
+
+
 @pytest.mark.services
 def test_the_dbt_step_on_ecs_builds_and_publishes_the_docs_in_one_task(ecs_cluster: Any) -> None:
     """On AWS the docs site follows each published build: the dbt task's command is `build --docs`."""
-    from core.aws import client as aws_client
-    from flows.blocks import ecs_task_settings
     from flows.tasks import dbt_build
 
     out = dbt_build(ecs_cluster, "2024-03-14", runner="aws", ecs_timeout_s=30)
-    ecs, cluster = aws_client(ecs_cluster, "ecs"), ecs_task_settings(ecs_cluster)["cluster"]
-    (task,) = ecs.describe_tasks(cluster=cluster, tasks=[out["task_arn"]])["tasks"]
-    command = task["overrides"]["containerOverrides"][0]["command"]
+    command = _container_overrides(ecs_cluster, out["task_arn"])["command"]
     assert command[:6] == ["python", "-m", "jobs.dbt", "build", "--docs", "--target"] and "athena" in command
     assert json.loads(command[command.index("--vars") + 1]) == {"run_date": "2024-03-14"}
 
@@ -333,14 +339,10 @@ def test_the_dbt_step_on_ecs_builds_and_publishes_the_docs_in_one_task(ecs_clust
 @pytest.mark.services
 def test_ingestions_at_once_on_ecs_each_get_their_share_of_the_key(ecs_cluster: Any) -> None:
     """An ECS task is a process of its own: three datasets at once get a third of the plan's rate each."""
-    from core.aws import client as aws_client
-    from flows.blocks import ecs_task_settings
     from flows.tasks import ingest_dataset
 
     out = ingest_dataset(ecs_cluster, "2024-03-14", "quotes", runner="aws", ecs_timeout_s=30, sharing=3)
-    ecs, cluster = aws_client(ecs_cluster, "ecs"), ecs_task_settings(ecs_cluster)["cluster"]
-    (task,) = ecs.describe_tasks(cluster=cluster, tasks=[out["task_arn"]])["tasks"]
-    env = {e["name"]: e["value"] for e in task["overrides"]["containerOverrides"][0]["environment"]}
+    env = {e["name"]: e["value"] for e in _container_overrides(ecs_cluster, out["task_arn"])["environment"]}
     assert env == {"FINKS_ENV": ecs_cluster.env, "FMP_CALLS_PER_MINUTE": str(ecs_cluster.fmp_rate_limit // 3)}
 
 

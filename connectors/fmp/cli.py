@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
         usage_errors += (TyperClickException,)
     except ImportError:
         pass
-    aborts = tuple({click.exceptions.Abort, getattr(typer, "Abort", click.exceptions.Abort)})
+    aborts = (click.exceptions.Abort, typer.Abort)
     try:
         code = app(args=argv, standalone_mode=False, prog_name="python -m connectors.fmp")
     except FinksError as exc:

@@ -19,6 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components.base import Common, FinksComponent, policy_document
+from jobs.dbt.cli import ECS_COMMAND
 
 REPOSITORIES: tuple[str, ...] = ("prefect", "fmp-connector", "dbt", "api")
 PREFECT_PORT = 4200
@@ -30,7 +31,7 @@ TASKS: dict[str, tuple[str, int, int, list[str] | None]] = {
     "worker": ("prefect", 1024, 2048, None),
     "fmp-connector": ("fmp-connector", 512, 1024, None),
     # The dbt image runs jobs.dbt (write-audit-publish around `dbt build`), not bare dbt.
-    "dbt": ("dbt", 1024, 2048, ["python", "-m", "jobs.dbt", "build", "--docs", "--target", "athena"]),
+    "dbt": ("dbt", 1024, 2048, list(ECS_COMMAND)),
 }
 
 # Distributed tracing: the tasks whose flows run in them get the collector sidecar.

@@ -8,6 +8,10 @@ import sys
 
 from jobs.dbt.run import COMMANDS, build_and_document, run_dbt
 
+# The dbt ECS task's command: its task definition's default (infra) and the daily flow's
+# override (flows.tasks, which adds the run's --vars) both start from it.
+ECS_COMMAND = ("python", "-m", "jobs.dbt", "build", "--docs", "--target", "athena")
+
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m jobs.dbt build|test|docs [--target T] [--select S …] [--vars JSON] [--docs]``.
