@@ -16,7 +16,6 @@ usage is in Container Insights and the Glue job metrics.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -41,8 +40,11 @@ def _peak_rss_mb() -> float:
 
 
 def _cpu_s() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+    import resource
+
+    # getrusage(2) counts in microseconds; os.times() only in clock ticks (10 ms), which rounds a short run to 0.
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class ResourceMeter:
         return cls(time.monotonic(), _cpu_s())
 
     def stop(self) -> dict[str, float]:
-        return {"wall_s": round(time.monotonic() - self.t0, 2), "cpu_s": round(_cpu_s() - self.cpu0, 2),
+        return {"wall_s": round(time.monotonic() - self.t0, 2), "cpu_s": round(_cpu_s() - self.cpu0, 3),
                 "peak_rss_mb": _peak_rss_mb()}
 
 
