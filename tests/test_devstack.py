@@ -202,3 +202,28 @@ def test_the_stack_and_its_bootstrap_refuse_aws_environments(idle: Settings) -> 
         up(prod)
     with pytest.raises(ConfigError, match="refusing to bootstrap AWS"):
         bootstrap_data_plane(prod)
+
+
+def test_a_service_stays_ours_when_the_wall_clock_is_stepped_but_not_when_its_pid_is_reused(tmp_path: Path) -> None:
+    """A resumed VM steps its clock: psutil then dates the running service seconds later.
+    The record still names it (same command); another program given the PID is not ours."""
+    import dataclasses
+
+    from finks.devstack.procs import spawn, stop
+
+    command = [sys.executable, "-c", "import time; time.sleep(60)"]
+    rec = spawn("sleeper", command, dict(__import__("os").environ), tmp_path / "sleeper.log", tmp_path, None)
+    try:
+        import psutil
+
+        deadline = time.monotonic() + 20  # spawn execs the command from a signal-resetting launcher
+        while psutil.Process(rec.pid).cmdline() != command and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert rec.alive()
+        stepped = dataclasses.replace(rec, create_time=rec.create_time - 15)
+        assert stepped.alive(), "a clock step made the running service look dead"
+        reused = dataclasses.replace(stepped, command=[sys.executable, "-c", "something else"])
+        assert not reused.alive(), "another program on the recorded PID was taken for the service"
+    finally:
+        stop(rec, timeout=10)
+    assert not rec.alive()

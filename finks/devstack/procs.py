@@ -61,7 +61,12 @@ class PidRecord:
             proc = psutil.Process(self.pid)
             if proc.status() == psutil.STATUS_ZOMBIE:
                 return False
-            return abs(proc.create_time() - self.create_time) < 1.0
+            if abs(proc.create_time() - self.create_time) < 1.0:
+                return True
+            # psutil dates a process from the boot time, which moves when the wall clock is stepped
+            # (a resumed VM syncing its clock): the same process then seems to start seconds later.
+            # Its command line still tells it from another program given the PID since.
+            return proc.cmdline() == self.command
         except psutil.Error:
             return False
 
