@@ -51,6 +51,10 @@ class CheckSpec(_Strict):
     grade: Grade | None = None
     timeout: float = Field(120.0, gt=0, le=3600)
     envs: tuple[Env, ...] = EVERY_ENV
+    # The check makes everything it uses for itself (a state dir and lake under its work dir, its
+    # own simulator or stack on free ports) and reads nothing its session's other checks write:
+    # with --jobs above 1 it may run while they do. Say so only when it is true.
+    isolated: bool = False
 
     @model_validator(mode="after")
     def _one_kind(self) -> CheckSpec:

@@ -3,7 +3,9 @@
 The runner never prints: it emits typed events (:mod:`finks.events`) to a
 reporter (:mod:`finks.reporters`). Independent sessions run in parallel up to
 ``jobs``; a session whose predecessor failed in this run is skipped with that
-reason.
+reason. Within a session the checks marked ``isolated`` (they make everything
+they use) run up to ``jobs`` at a time beside the others, which run one by one
+in plan order; results are recorded as they finish and judged in plan order.
 
 A session's outcome follows its verdicts (:mod:`finks.verdicts`): passed only
 when every criterion that applies has evidence the environment accepts;
@@ -55,7 +57,7 @@ from finks.events import (
 from finks.gitinfo import git_info
 from finks.graph import Selection
 from finks.loader import Plan
-from finks.models import Action, CheckSpec, Gate, Session
+from finks.models import Action, CheckSpec, Criterion, Gate, Session
 from finks.outcomes import FAILING, NOT_OK, GateState, SessionOutcome, SessionState
 from finks.state import StateStore, gate_lock, resource_lock, session_lock
 from finks.status import DONE, StatusBoard
@@ -181,19 +183,9 @@ class Runner:
             if result.outcome in FAILING:
                 action_failed = True
                 break
-        records: list[dict[str, Any]] = []
-        for criterion in session.criteria if not action_failed else ():
-            if not criterion.applies(self.env):
-                continue  # not a criterion on this environment: nothing to check
-            for spec in criterion.checks:
-                self.report(CheckStarted(session.id, spec.id))
-                result = run_check(spec, self._ctx(session.id, spec.id), self._zygote)
-                records.append(result.to_dict())
-                self.store.append(
-                    {"type": "check", "run_id": run_id, "session": session.id, "criterion": criterion.text,
-                     "kind": spec.kind, "target": spec.target, **result.to_dict()}
-                )
-                self.report(CheckFinished(session.id, criterion.text, result))
+        # Criteria that do not apply on this environment have nothing to check.
+        todo = [(c, spec) for c in session.criteria if c.applies(self.env) for spec in c.checks]
+        records = [r.to_dict() for r in self._run_checks(session, todo if not action_failed else [], run_id)]
         verdict = judge(session, records, self.env, self.plan.accepts_planned(self.env))
         self.verdicts[session.id] = verdict
         outcome = SessionOutcome.failed if action_failed else _BY_STATE[verdict.state]
@@ -210,6 +202,29 @@ class Runner:
         path = write_handoff(self.plan, self.env, self.root, self.store, session.id)
         self.report(SessionFinished(session.id, outcome, duration, path, verdict.summary()))
         return outcome
+
+    def _check(self, session: Session, criterion: Criterion, spec: CheckSpec, run_id: str) -> CheckResult:
+        self.report(CheckStarted(session.id, spec.id))
+        result = run_check(spec, self._ctx(session.id, spec.id), self._zygote)
+        self.store.append(
+            {"type": "check", "run_id": run_id, "session": session.id, "criterion": criterion.text,
+             "kind": spec.kind, "target": spec.target, **result.to_dict()}
+        )
+        self.report(CheckFinished(session.id, criterion.text, result))
+        return result
+
+    def _run_checks(self, session: Session, checks: list[tuple[Criterion, CheckSpec]],
+                    run_id: str) -> list[CheckResult]:
+        """The session's checks, results in plan order. With --jobs N above 1 the isolated ones
+        start at once, up to N at a time, while the others run one by one in plan order."""
+        isolated = [i for i, (_, spec) in enumerate(checks) if spec.isolated] if self.jobs > 1 else []
+        if not isolated:
+            return [self._check(session, c, spec, run_id) for c, spec in checks]
+        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix=f"{session.id}-check") as pool:
+            started = {i: pool.submit(self._check, session, *checks[i], run_id) for i in isolated}
+            inline = {i: self._check(session, c, spec, run_id)
+                      for i, (c, spec) in enumerate(checks) if i not in started}
+            return [started[i].result() if i in started else inline[i] for i in range(len(checks))]
 
     # ---- gates ---------------------------------------------------------
     def evaluate_gate(self, gid: str) -> tuple[bool, str]:

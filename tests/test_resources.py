@@ -50,3 +50,40 @@ def test_a_resource_name_must_be_a_slug(env: CliEnv) -> None:
     result = env.invoke("status")
     assert result.exit_code == 2
     assert "resource 'Local Stack' must be a lowercase slug" in result.stderr
+
+
+def _timed_check(log: Path, cid: str, *, isolated: bool, fail: bool = False) -> dict[str, object]:
+    spec = _timed(log, cid) | {"id": cid, "isolated": isolated}
+    if fail:
+        spec["shell"] = str(spec["shell"]) + "; exit 1"
+    return spec
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_isolated_checks_run_beside_their_sessions_other_checks_only_under_jobs(env: CliEnv, tmp_path: Path,
+                                                                               jobs: str) -> None:
+    log = tmp_path / "spans.log"
+    checks = [_timed_check(log, "seq-a", isolated=False), _timed_check(log, "iso-b", isolated=True),
+              _timed_check(log, "seq-c", isolated=False), _timed_check(log, "iso-d", isolated=True)]
+    write_plan(env.plan, [session("s1", checks=checks)])
+    result = env.invoke("run", "s1", "--jobs", jobs)
+    assert result.exit_code == 0, result.stderr
+    spans = _spans(log)
+    assert not _overlap(spans["seq-a"], spans["seq-c"]), "checks not marked isolated ran at once"
+    assert spans["seq-a"][1] <= spans["seq-c"][0], "the others keep their plan order"
+    parallel = jobs != "1"
+    assert _overlap(spans["iso-b"], spans["seq-a"]) is parallel
+    assert _overlap(spans["iso-b"], spans["iso-d"]) is parallel
+    recorded = [e["check"] for e in env.history() if e["type"] == "check"]
+    assert sorted(recorded) == ["iso-b", "iso-d", "seq-a", "seq-c"]
+
+
+def test_a_failing_isolated_check_fails_its_session(env: CliEnv, tmp_path: Path) -> None:
+    log = tmp_path / "spans.log"
+    write_plan(env.plan, [session("s1", checks=[_timed_check(log, "seq-a", isolated=False),
+                                                _timed_check(log, "iso-b", isolated=True, fail=True)])])
+    result = env.invoke("run", "s1", "--jobs", "2")
+    assert result.exit_code == 1, result.stderr
+    assert env.status()["s1"] == "failed"
+    failed = [e["check"] for e in env.history() if e["type"] == "check" and e["outcome"] != "passed"]
+    assert failed == ["iso-b"]
