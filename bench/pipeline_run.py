@@ -146,6 +146,7 @@ def main() -> None:
     from connectors.fmp.simulator import SimulatorServer
     from core.settings import load_settings
     from flows import master_flow  # noqa: F401 - what a pipeline process imports (prefect, flows)
+    from jobs.dbt import dbt_home
 
     imports_s = time.perf_counter() - t0
     settings = load_settings(env="local", fmp_calls_per_minute=args.calls_per_minute,
@@ -170,7 +171,7 @@ def main() -> None:
                       for ds, r in ingestion.items()},
         "bronze_to_silver_s": round(sum(d.get("seconds", 0.0) for d in results["transformation"]["datasets"]), 3),
         "silver_rows": results["transformation"]["rows_written"],
-        "dbt": dbt_breakdown(Path(dbt["run_dir"]), settings.home / "dbt" / "warehouse.duckdb")
+        "dbt": dbt_breakdown(Path(dbt["run_dir"]), dbt_home(settings) / "warehouse.duckdb")
                | {"published": dbt.get("published"), "tests": sum(1 for n in dbt["nodes"]
                                                                    if n["resource_type"] in ("test", "unit_test"))},
         "spans_s": span_seconds(settings, run_id),

@@ -1,9 +1,12 @@
 """The per-date lock: two runs of one date never write the same partitions at once.
 
-Locally an OS file lock (`flock`): the kernel drops it when the holder dies,
-so a crashed run never leaves a stale lock. On S3 a lock object created with
-a conditional put (`If-None-Match: *`) and an expiry, so a crashed cloud run
-blocks the date for at most `ttl` seconds.
+A lock belongs to the lake whose partitions it guards, in its silver zone's
+``_locks/``: runs on different lakes (a check's scratch lake and the real one)
+never wait for each other. Locally an OS file lock (`flock`) on
+``<silver>/_locks/<name>.lock``: the kernel drops it when the holder dies, so
+a crashed run never leaves a stale lock. On S3 an object ``_locks/<name>.json``
+in the silver bucket, created with a conditional put (`If-None-Match: *`) and
+an expiry, so a crashed cloud run blocks the date for at most `ttl` seconds.
 """
 
 from __future__ import annotations
@@ -116,6 +119,11 @@ def _s3_lock(settings: Settings, name: str, run_id: str | None, wait: float, pol
             s3.delete_object(Bucket=bucket, Key=key)
 
 
+def lock_path(settings: Settings, key: str) -> Path:
+    """The file of a local lake's lock ``key``."""
+    return Path(lake.zone_uri(settings, "silver")) / "_locks" / f"{key}.lock"
+
+
 @contextmanager
 def named_lock(
     settings: Settings,
@@ -132,7 +140,7 @@ def named_lock(
         with _s3_lock(settings, key, run_id, wait, poll, ttl) as held:
             yield held
     else:
-        with _file_lock(settings.home / "locks" / f"{key}.lock", label, run_id, wait, poll) as held:
+        with _file_lock(lock_path(settings, key), label, run_id, wait, poll) as held:
             yield held
 
 

@@ -15,7 +15,7 @@ from core import lake
 from core.errors import ConfigError, UsageError
 from core.gold import MARTS, read_published
 from jobs.bronze_to_silver import run
-from jobs.dbt import PROJECT_DIR, DbtResult, run_dbt
+from jobs.dbt import PROJECT_DIR, DbtResult, dbt_home, run_dbt
 from jobs.quality import latest_quality
 from jobs.testdata import generate_bronze, trading_days
 from tests.fixtures.lake import END_DATE, HOLDING_SYMBOLS, lake_settings
@@ -137,7 +137,7 @@ def test_docs_generate_offline(built: tuple[Any, DbtResult]) -> None:
     settings, _ = built
     result = run_dbt(settings, "docs", quiet=True)
     assert result.ok, result.error
-    docs = settings.home / "dbt" / "docs"
+    docs = dbt_home(settings) / "docs"
     catalog = json.loads((docs / "catalog.json").read_text())
     assert "model.finks.daily_portfolio_summary" in catalog["nodes"]
     assert (docs / "index.html").stat().st_size > 10_000

@@ -201,9 +201,10 @@ def test_concurrent_runs(pipeline: Settings) -> None:
     """Two runs of one date at once: the second stops with a clear message, data stay whole;
     a run told to wait queues behind the first and then finds the date done."""
     from flows.errors import DateLocked
+    from flows.lock import lock_path
     from flows.master_flow import daily_pipeline
 
-    lock_file = pipeline.home / "locks" / f"pipeline-{DAY1}.lock"
+    lock_file = lock_path(pipeline, f"pipeline-{DAY1}")
     results: dict[str, Any] = {}
 
     def run(key: str, **kwargs: Any) -> None:

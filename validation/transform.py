@@ -252,13 +252,13 @@ def dbt_tests_pass(ctx: CheckContext) -> Evidence:
 def docs_generated(ctx: CheckContext) -> Evidence:
     import json
 
-    from jobs.dbt import run_dbt
+    from jobs.dbt import dbt_home, run_dbt
 
     settings, built = _full_build(ctx)
     if not built.published:
         raise CheckFailed("build failed before docs", figures={"failed": built.failed_tests})
     result = run_dbt(settings, "docs", quiet=True)
-    docs = settings.home / "dbt" / "docs"
+    docs = dbt_home(settings) / "docs"
     if not result.ok or not (docs / "index.html").is_file():
         raise CheckFailed(f"dbt docs generate failed: {result.error}")
     catalog = json.loads((docs / "catalog.json").read_text()) if (docs / "catalog.json").is_file() else {}

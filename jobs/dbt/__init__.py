@@ -37,7 +37,7 @@ from jobs.dbt.args import PROJECT_DIR
 from jobs.dbt.cli import main
 from jobs.dbt.publish_athena import AUDIT_SUFFIX, athena_phases, athena_schema
 from jobs.dbt.results import DbtResult, NodeResult
-from jobs.dbt.run import COMMANDS, KEEP_RUNS, build_and_document, run_dbt
+from jobs.dbt.run import COMMANDS, KEEP_RUNS, build_and_document, dbt_home, run_dbt
 
 __all__ = [
     "AUDIT_SUFFIX",
@@ -49,6 +49,7 @@ __all__ = [
     "athena_phases",
     "athena_schema",
     "build_and_document",
+    "dbt_home",
     "main",
     "run_dbt",
 ]

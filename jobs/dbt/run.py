@@ -2,9 +2,13 @@
 
     build   into a fresh candidate; publish gold if the audit passes (local or Athena)
     test    against a copy of the last published warehouse
-    docs    ``dbt docs generate`` (offline) into ``<home>/dbt/docs``, published to ``<gold>/_dbt/docs/``
+    docs    ``dbt docs generate`` (offline) into ``<dbt home>/docs``, published to ``<gold>/_dbt/docs/``
 
-Every run gets ``<home>/dbt/runs/<run_id>/`` (candidate, target, logs); the
+The dbt home (:func:`dbt_home`) is ``<home>/dbt`` for the environment's own
+lake and ``<home>/dbt/lakes/<key>`` for any other lake (a check's scratch
+lake): each lake has its own published warehouse, runs and docs, so building a
+scratch lake never replaces what ``test`` and ``docs`` of the real one read.
+Every run gets ``<dbt home>/runs/<run_id>/`` (candidate, target, logs); the
 last few are kept for debugging. Its dbt artifacts are also kept in the lake,
 which outlives the ECS task (``<gold>/_dbt/runs/<run_id>/``: jobs.dbt.artifacts).
 ``<home>/dbt/parse/`` keeps dbt's parse of the project between runs (see
@@ -104,7 +108,7 @@ def _prepare(settings: Settings, command: str, select: list[str] | str | None,
     require_adapter(target)
     started = clock.utcnow()
     run_id = clock.new_run_id(started)
-    base = settings.home / "dbt"
+    base = dbt_home(settings)
     run_dir = base / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     silver = local_silver(settings, base) if target == "local" else ""
@@ -118,7 +122,22 @@ def _prepare(settings: Settings, command: str, select: list[str] | str | None,
                 [select] if isinstance(select, str) else list(select or []),
                 started, run_id, base, db,
                 DbtArgs(target, run_dir, {"silver_uri": silver, **vars}, quiet=quiet,
-                        parse_root=base / "parse"))
+                        parse_root=settings.home / "dbt" / "parse"))
+
+
+def dbt_home(settings: Settings) -> Path:
+    """Where dbt keeps a lake's runs, published warehouse and docs (see the module's docstring).
+    The parse of the project does not depend on the lake: it stays in ``<home>/dbt/parse``."""
+    import hashlib
+
+    from core import lake
+
+    base = settings.home / "dbt"
+    own = lake.lake_root(settings.model_copy(update={"lake_uri": None}))
+    root = lake.lake_root(settings)
+    if root == own:
+        return base
+    return base / "lakes" / hashlib.sha256(root.encode()).hexdigest()[:12]
 
 
 def _copy_warehouse(warehouse: Path, db: Path, target: str) -> None:
