@@ -13,6 +13,7 @@ repository copy (``run_target``), as finks would run it there.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import shutil
@@ -365,28 +366,64 @@ def test_backfill_action_fails_when_fmp_rejects_the_key(local_stack: Settings, t
 
 # ---- S20 -------------------------------------------------------------------
 
-@pytest.mark.check_fails("validation.metrics:custom_metrics_emitted")
-def test_metrics_check_fails_when_cloudwatch_holds_another_quality_score(local_stack: Settings,
-                                                                        tmp_path: Path) -> None:
-    """Something else writes DataQualityScore for the environment while the run's datapoint lands."""
+def _moto_children() -> dict[int, str]:
+    """The moto servers this process started (pid: URL)."""
+    import psutil
+
+    found = {}
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error, ValueError, IndexError):
+            argv = child.cmdline()
+            if argv[1:3] == ["-m", "moto.server"]:
+                found[child.pid] = f"http://127.0.0.1:{argv[argv.index('-p') + 1]}"
+    return found
+
+
+@contextlib.contextmanager
+def _impostor(settings: Settings, where: str) -> Iterator[None]:
+    """Something else writes DataQualityScore for the environment every half second: to the
+    stack's emulator, or to the one the check starts for itself (a new moto child of this process)."""
     from flows import metrics as flow_metrics
 
-    stop = threading.Event()
+    stop, before = threading.Event(), set(_moto_children())
 
-    def impostor() -> None:
+    def targets() -> list[str]:
+        if where == "stack":
+            return [str(settings.s3_endpoint)]
+        return [url for pid, url in _moto_children().items() if pid not in before]
+
+    def write() -> None:
         while not stop.wait(0.5):
-            flow_metrics.emit(local_stack, [flow_metrics.data_quality_score(1, 8)])
+            for url in targets():
+                with contextlib.suppress(Exception):  # the check's server may be starting or gone
+                    flow_metrics.emit(settings.model_copy(update={"s3_endpoint_url": url}),
+                                      [flow_metrics.data_quality_score(1, 8)])
 
-    writer = threading.Thread(target=impostor, daemon=True)
+    writer = threading.Thread(target=write, daemon=True)
     writer.start()
     try:
-        with pytest.raises(CheckFailed) as info:
-            metrics.custom_metrics_emitted(_ctx(local_stack, tmp_path))
+        yield
     finally:
         stop.set()
         writer.join()
+
+
+@pytest.mark.check_fails("validation.metrics:custom_metrics_emitted")
+def test_metrics_check_fails_when_cloudwatch_holds_another_quality_score(local_stack: Settings,
+                                                                        tmp_path: Path) -> None:
+    with _impostor(local_stack, "own"), pytest.raises(CheckFailed) as info:
+        metrics.custom_metrics_emitted(_ctx(local_stack, tmp_path))
     # Only the impostor's metric is wrong: the run's records and latency were found as emitted.
     assert info.value.evidence.excerpt.splitlines() and all(
         line.startswith("DataQualityScore:") for line in info.value.evidence.excerpt.splitlines())
     assert info.value.evidence.figures["datapoints"]["RecordsProcessed/eod_prices"]["samples"] == 1
+
+
+def test_metrics_check_is_not_disturbed_by_other_runs_on_the_stacks_cloudwatch(local_stack: Settings,
+                                                                             tmp_path: Path) -> None:
+    """Other pipelines emit the same metrics to the stack's emulator meanwhile (a session's other
+    checks, another session): the check reads only its own emulator, so it may run beside them."""
+    with _impostor(local_stack, "stack"):
+        evidence = metrics.custom_metrics_emitted(_ctx(local_stack, tmp_path))
+    assert evidence.figures["datapoints"]["DataQualityScore"]["samples"] == 1
 

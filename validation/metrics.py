@@ -1,7 +1,8 @@
 """Check for S20: the pipeline's custom metrics reach CloudWatch (the moto server
 locally) with the values of the run that emitted them.
 
-The check runs the daily pipeline on a scratch lake and reads back, for the
+The check runs the daily pipeline on a scratch lake, with a moto server of its
+own (other runs may emit the same metrics meanwhile), and reads back, for the
 run's time window, one datapoint per metric: records processed per dataset
 (= the silver rows the run wrote), the pipeline's latency (= the run's
 duration) and the data quality score (= the score of the quality record the
@@ -20,16 +21,21 @@ SCENARIO_DATE = "2024-03-14"
 
 
 def custom_metrics_emitted(ctx: CheckContext) -> Evidence:
+    settings = support.stack(ctx.settings)
+    scratch = support.scratch_lake(settings, ctx.work_dir / "metrics" / "lake")
+    # CloudWatch of its own: "one datapoint in the run's window" must not count another run's.
+    with support.own_emulator(scratch) as lake, support.fmp(lake) as source:
+        result, start, end = support.timed_pipeline(source, SCENARIO_DATE)
+        return _compare(lake, result, start, end)
+
+
+def _compare(lake: Any, result: dict[str, Any], start: Any, end: Any) -> Evidence:
     import pyarrow.parquet as pq
 
     from core.lake import zone_uri
     from flows import metrics
     from jobs.quality import read_quality
 
-    settings = support.stack(ctx.settings)
-    lake = support.scratch_lake(settings, ctx.work_dir / "metrics" / "lake")
-    with support.fmp(lake) as source:
-        result, start, end = support.timed_pipeline(source, SCENARIO_DATE)
     silver = Path(zone_uri(lake, "silver"))
     expected: dict[str, tuple[dict[str, str], float]] = {}
     for ds in result["results"]["transformation"].get("datasets", []):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 from core.lake import zone_uri
 from finks.checks import CheckContext, CheckFailed, Evidence
@@ -83,12 +84,17 @@ def quality_gate_blocks_publish(ctx: CheckContext) -> Evidence:
 
 
 def quality_results_read(ctx: CheckContext) -> Evidence:
+    settings = support.stack(ctx.settings)
+    scratch = support.scratch_lake(settings, ctx.work_dir / "quality-read" / "lake")
+    # CloudWatch of its own: the score's one datapoint in the window must be this run's.
+    with support.own_emulator(scratch) as lake, support.fmp(lake) as source:
+        result, start, end = support.timed_pipeline(source, GOOD_DATE)
+        return _read_back(lake, result, start, end)
+
+
+def _read_back(lake: Any, result: dict[str, Any], start: Any, end: Any) -> Evidence:
     from jobs.quality import quality_uri, read_quality
 
-    settings = support.stack(ctx.settings)
-    lake = support.scratch_lake(settings, ctx.work_dir / "quality-read" / "lake")
-    with support.fmp(lake) as source:
-        result, start, end = support.timed_pipeline(source, GOOD_DATE)
     dbt = result["results"]["dbt"]
     run_id = dbt.get("run_id")
     where = quality_uri(lake, run_id) if run_id else "<no dbt run id>"

@@ -5,7 +5,11 @@
 * ``fmp``: the settings with the FMP source a check runs against (real FMP when
   a key is set, else a simulator of our own, e.g. one that injects faults);
 * ``scratch_lake``: the settings with a throw-away lake, for scenarios that
-  break things (the state dir, Prefect and moto are the stack's);
+  break things (the state dir, Prefect and moto are the stack's; the lake's
+  locks and dbt warehouse are its own);
+* ``own_emulator``: the settings with a moto server of the check's own,
+  bootstrapped like the stack's, for checks that read back what their run
+  sent to AWS (CloudWatch datapoints in a window) while other runs go on;
 * ``deploy_flows``: prefect.yaml's deployments applied in-process, without
   leaving Prefect's script imports behind (they would shadow dbt);
 * ``create_glue_job`` and ``moto_transition``: the Glue job the
@@ -83,6 +87,20 @@ def scratch_lake(settings: Settings, where: Path) -> Settings:
 
     shutil.rmtree(where, ignore_errors=True)
     return settings.model_copy(update={"lake_uri": str(where)})
+
+
+@contextmanager
+def own_emulator(settings: Settings) -> Iterator[Settings]:
+    """The settings with a moto server of this check's own (a child process on a free port,
+    bootstrapped like the stack's: buckets, the FMP secret, the Glue database). What the check
+    then reads from CloudWatch is what its own run sent, whatever other pipelines emit meanwhile."""
+    from finks.devstack import bootstrap_data_plane
+    from validation.aws.seed import moto_server
+
+    with moto_server() as url:
+        own = settings.model_copy(update={"s3_endpoint_url": url})
+        bootstrap_data_plane(own)
+        yield own
 
 
 def deploy_flows(settings: Settings) -> dict[str, Any]:
