@@ -227,3 +227,13 @@ def test_a_service_stays_ours_when_the_wall_clock_is_stepped_but_not_when_its_pi
     finally:
         stop(rec, timeout=10)
     assert not rec.alive()
+
+
+def test_the_local_worker_asks_for_scheduled_runs_every_two_seconds_unless_told_otherwise(
+        idle: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from finks.devstack.services import spec
+
+    monkeypatch.delenv("PREFECT_WORKER_QUERY_SECONDS", raising=False)
+    assert spec("worker", idle).env["PREFECT_WORKER_QUERY_SECONDS"] == "2"
+    monkeypatch.setenv("PREFECT_WORKER_QUERY_SECONDS", "7")
+    assert spec("worker", idle).env["PREFECT_WORKER_QUERY_SECONDS"] == "7"

@@ -109,6 +109,9 @@ def spec(name: str, settings: Settings) -> ServiceSpec:
         )
     if name == "worker":
         env.update(aws_env(settings))
+        # One local worker on its own server: ask for scheduled runs every 2 s, not Prefect's 10
+        # (a run started from the UI or `finks` waited up to 10 s for nothing). The shell's wins.
+        env.setdefault("PREFECT_WORKER_QUERY_SECONDS", "2")
         return ServiceSpec(
             name, None, None,
             [python, "-m", "prefect", "worker", "start", "--pool", settings.worker_pool,
