@@ -5,7 +5,8 @@ reporter (:mod:`finks.reporters`). Independent sessions run in parallel up to
 ``jobs``; a session whose predecessor failed in this run is skipped with that
 reason. Within a session the checks marked ``isolated`` (they make everything
 they use) run up to ``jobs`` at a time beside the others, which run one by one
-in plan order; results are recorded as they finish and judged in plan order.
+in plan order; the longest start first (last recorded duration, else timeout).
+Results are recorded as they finish and judged in plan order.
 
 A session's outcome follows its verdicts (:mod:`finks.verdicts`): passed only
 when every criterion that applies has evidence the environment accepts;
@@ -220,11 +221,20 @@ class Runner:
         isolated = [i for i, (_, spec) in enumerate(checks) if spec.isolated] if self.jobs > 1 else []
         if not isolated:
             return [self._check(session, c, spec, run_id) for c, spec in checks]
+        isolated.sort(key=self._expected_seconds(session, [spec for _, spec in checks]))
         with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix=f"{session.id}-check") as pool:
             started = {i: pool.submit(self._check, session, *checks[i], run_id) for i in isolated}
             inline = {i: self._check(session, c, spec, run_id)
                       for i, (c, spec) in enumerate(checks) if i not in started}
             return [started[i].result() if i in started else inline[i] for i in range(len(checks))]
+
+    def _expected_seconds(self, session: Session, specs: list[CheckSpec]) -> Callable[[int], float]:
+        """A sort key that starts the longest isolated checks first (the others then fill in beside
+        them): a check's last recorded duration, else its timeout, the plan's bound on it."""
+        last: dict[str, float] = {}
+        for run in self.store.history().runs.get(session.id, []):
+            last.update({c["check"]: float(c.get("duration_s") or 0) for c in run.checks})
+        return lambda i: -last.get(specs[i].id, specs[i].timeout)
 
     # ---- gates ---------------------------------------------------------
     def evaluate_gate(self, gid: str) -> tuple[bool, str]:

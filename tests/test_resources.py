@@ -87,3 +87,26 @@ def test_a_failing_isolated_check_fails_its_session(env: CliEnv, tmp_path: Path)
     assert env.status()["s1"] == "failed"
     failed = [e["check"] for e in env.history() if e["type"] == "check" and e["outcome"] != "passed"]
     assert failed == ["iso-b"]
+
+
+def test_the_longest_isolated_checks_start_first(env: CliEnv, tmp_path: Path) -> None:
+    """The largest last recorded duration starts first, else the largest timeout (the plan's bound
+    on a check): the short ones then fill in beside the long one instead of holding its slot."""
+    log = tmp_path / "spans.log"
+
+    def check(cid: str, seconds: float, timeout: int) -> dict[str, object]:
+        return {"id": cid, "isolated": True, "timeout": timeout,
+                "shell": f"echo {cid} start $(date +%s.%N) >> {log}; sleep {seconds}; "
+                         f"echo {cid} end $(date +%s.%N) >> {log}"}
+
+    # No history yet: "slow" has the smallest timeout, so the other two start first.
+    write_plan(env.plan, [session("s1", checks=[check("brief", 0.5, 300), check("slow", 3, 60),
+                                                check("quick", 0.5, 900)])])
+    assert env.invoke("run", "s1", "--jobs", "2").exit_code == 0
+    spans = _spans(log)
+    assert spans["slow"][0] >= min(spans["quick"][1], spans["brief"][1]), spans
+    # Now the history says "slow" is the long one: it starts in the first pair.
+    log.unlink()
+    assert env.invoke("run", "s1", "--jobs", "2", "--force").exit_code == 0
+    spans = _spans(log)
+    assert spans["slow"][0] < max(spans["brief"][0], spans["quick"][0]), spans
