@@ -228,6 +228,30 @@ def test_failure_check_fails_when_the_failure_cannot_be_notified(local_stack: Se
             trail.write_bytes(saved)
 
 
+def test_failure_check_reads_its_own_runs_notes_while_other_runs_notify(local_stack: Settings,
+                                                                       tmp_path: Path) -> None:
+    """Other runs share the state dir's trail (the check runs beside them): their notes, written
+    after this run's failure, are not taken for it."""
+    from flows.notify import Notifier
+
+    stop, other = threading.Event(), Notifier.for_settings(local_stack, sns=False)
+
+    def chatter() -> None:
+        while not stop.wait(0.2):
+            other.send("finks local pipeline succeeded for 2024-03-15", "3 steps in 1s",
+                       details={"run_id": "another-run"})
+
+    writer = threading.Thread(target=chatter, daemon=True)
+    writer.start()
+    try:
+        evidence = pipeline.failures_handled(_ctx(local_stack, tmp_path))
+    finally:
+        stop.set()
+        writer.join()
+    assert evidence.figures["notification"].startswith("finks local pipeline FAILED for 2024-03-14")
+    assert "the run was asked to stop" in evidence.figures["glue_timeout"]
+
+
 @pytest.mark.check_fails("validation.pipeline:flows_idempotent")
 def test_idempotency_check_fails_when_there_is_nothing_to_compare(
         local_stack: Settings, tmp_path: Path, on_lake: Any, broken_fmp: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ environment. A failed flow run is a failed check (CheckFailed), never an error.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import uuid
@@ -199,6 +200,7 @@ def failures_handled(ctx: CheckContext) -> Evidence:
     """Ingestion failure stops downstream and notifies; a Glue timeout fails clearly. Any other
     outcome of the failure (a crash, a missing notification) is not graceful: failed."""
     from connectors.fmp.simulator import Faults
+    from flows.common import read_record
     from flows.master_flow import PipelineFailed, daily_pipeline
     from flows.notify import read_local
 
@@ -214,7 +216,12 @@ def failures_handled(ctx: CheckContext) -> Evidence:
                               "instead of stopping it with a report") from exc
         else:
             raise CheckFailed("the pipeline succeeded although FMP rejected every request")
-    notes = read_local(lake)
+    # The trail is the state dir's, which other runs share: this run's notes are those naming its run id.
+    run_id = (read_record(lake, dt.date.fromisoformat(SCENARIO_DATE)) or {}).get("run_id")
+    if not run_id:
+        raise CheckFailed(f"the failed run left no run record for {SCENARIO_DATE} naming its run id",
+                          figures={"steps": steps})
+    notes = [n for n in read_local(lake) if (n.get("details") or {}).get("run_id") == run_id]
     silver = list(Path(zone_uri(lake, "silver")).glob(f"*/date={SCENARIO_DATE}/*.parquet"))
     if steps != {"ingestion": "failed", "transformation": "not run", "dbt": "not run"} or silver:
         raise CheckFailed("ingestion failure did not stop downstream",
@@ -222,8 +229,10 @@ def failures_handled(ctx: CheckContext) -> Evidence:
     if not notes or notes[-1]["level"] != "error" or "ingestion" not in notes[-1]["message"]:
         raise CheckFailed("ingestion failure was not notified",
                           figures={"last_notification": notes[-1]["subject"] if notes else None})
-    figures = {"ingestion_failure": steps, "notification": notes[-1]["subject"],
-               "glue_timeout": _glue_timeout_scenario(settings)}
+    with support.own_emulator(lake) as own:  # moto's job-run progression is the whole server's
+        glue_timeout = _glue_timeout_scenario(own)
+    figures = {"ingestion_failure": steps, "notification": notes[-1]["subject"], "run_id": run_id,
+               "glue_timeout": glue_timeout}
     return Evidence("ingestion failure stopped downstream and notified; Glue timeout failed the flow clearly",
                     figures=figures)
 
