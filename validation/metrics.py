@@ -21,12 +21,8 @@ SCENARIO_DATE = "2024-03-14"
 
 
 def custom_metrics_emitted(ctx: CheckContext) -> Evidence:
-    settings = support.stack(ctx.settings)
-    scratch = support.scratch_lake(settings, ctx.work_dir / "metrics" / "lake")
     # CloudWatch of its own: "one datapoint in the run's window" must not count another run's.
-    with support.own_emulator(scratch) as lake, support.fmp(lake) as source:
-        result, start, end = support.timed_pipeline(source, SCENARIO_DATE)
-        return _compare(lake, result, start, end)
+    return support.on_own_emulator(ctx, "metrics", SCENARIO_DATE, _compare)
 
 
 def _compare(lake: Any, result: dict[str, Any], start: Any, end: Any) -> Evidence:

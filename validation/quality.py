@@ -84,12 +84,8 @@ def quality_gate_blocks_publish(ctx: CheckContext) -> Evidence:
 
 
 def quality_results_read(ctx: CheckContext) -> Evidence:
-    settings = support.stack(ctx.settings)
-    scratch = support.scratch_lake(settings, ctx.work_dir / "quality-read" / "lake")
     # CloudWatch of its own: the score's one datapoint in the window must be this run's.
-    with support.own_emulator(scratch) as lake, support.fmp(lake) as source:
-        result, start, end = support.timed_pipeline(source, GOOD_DATE)
-        return _read_back(lake, result, start, end)
+    return support.on_own_emulator(ctx, "quality-read", GOOD_DATE, _read_back)
 
 
 def _read_back(lake: Any, result: dict[str, Any], start: Any, end: Any) -> Evidence:

@@ -27,7 +27,7 @@ reads its server from there (``flows.common.use_prefect_server`` in ``stack``).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,6 +101,17 @@ def own_emulator(settings: Settings) -> Iterator[Settings]:
         own = settings.model_copy(update={"s3_endpoint_url": url})
         bootstrap_data_plane(own)
         yield own
+
+
+def on_own_emulator(ctx: Any, name: str, date: str,
+                    read_back: Callable[[Settings, dict[str, Any], dt.datetime, dt.datetime], Any]) -> Any:
+    """Run the daily pipeline for ``date`` on a scratch lake ``<work>/<name>/lake`` with a moto
+    server of its own, and ``read_back(lake, result, start, end)`` before that server stops:
+    what the check then counts in CloudWatch for the run's window is the run's alone."""
+    scratch = scratch_lake(stack(ctx.settings), ctx.work_dir / name / "lake")
+    with own_emulator(scratch) as lake, fmp(lake) as source:
+        result, start, end = timed_pipeline(source, date)
+        return read_back(lake, result, start, end)
 
 
 def deploy_flows(settings: Settings) -> dict[str, Any]:
