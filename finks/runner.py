@@ -3,10 +3,8 @@
 The runner never prints: it emits typed events (:mod:`finks.events`) to a
 reporter (:mod:`finks.reporters`). Independent sessions run in parallel up to
 ``jobs``; a session whose predecessor failed in this run is skipped with that
-reason. Within a session the checks marked ``isolated`` (they make everything
-they use) run up to ``jobs`` at a time beside the others, which run one by one
-in plan order; the longest start first (last recorded duration, else timeout).
-Results are recorded as they finish and judged in plan order.
+reason. A session's ``isolated`` checks run up to ``jobs`` at a time, longest
+first, beside its others, which keep plan order; all are judged in plan order.
 
 A session's outcome follows its verdicts (:mod:`finks.verdicts`): passed only
 when every criterion that applies has evidence the environment accepts;
@@ -184,7 +182,6 @@ class Runner:
             if result.outcome in FAILING:
                 action_failed = True
                 break
-        # Criteria that do not apply on this environment have nothing to check.
         todo = [(c, spec) for c in session.criteria if c.applies(self.env) for spec in c.checks]
         records = [r.to_dict() for r in self._run_checks(session, todo if not action_failed else [], run_id)]
         verdict = judge(session, records, self.env, self.plan.accepts_planned(self.env))
@@ -216,8 +213,7 @@ class Runner:
 
     def _run_checks(self, session: Session, checks: list[tuple[Criterion, CheckSpec]],
                     run_id: str) -> list[CheckResult]:
-        """The session's checks, results in plan order. With --jobs N above 1 the isolated ones
-        start at once, up to N at a time, while the others run one by one in plan order."""
+        """The session's checks, results in plan order (isolated ones beside the rest under --jobs)."""
         isolated = [i for i, (_, spec) in enumerate(checks) if spec.isolated] if self.jobs > 1 else []
         if not isolated:
             return [self._check(session, c, spec, run_id) for c, spec in checks]
@@ -229,11 +225,9 @@ class Runner:
             return [started[i].result() if i in started else inline[i] for i in range(len(checks))]
 
     def _expected_seconds(self, session: Session, specs: list[CheckSpec]) -> Callable[[int], float]:
-        """A sort key that starts the longest isolated checks first (the others then fill in beside
-        them): a check's last recorded duration, else its timeout, the plan's bound on it."""
-        last: dict[str, float] = {}
-        for run in self.store.history().runs.get(session.id, []):
-            last.update({c["check"]: float(c.get("duration_s") or 0) for c in run.checks})
+        """Longest first: a check's last recorded duration, else its timeout (the plan's bound on it)."""
+        runs = self.store.history().runs.get(session.id, [])
+        last = {c["check"]: float(c.get("duration_s") or 0) for run in runs for c in run.checks}
         return lambda i: -last.get(specs[i].id, specs[i].timeout)
 
     # ---- gates ---------------------------------------------------------

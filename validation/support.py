@@ -95,7 +95,7 @@ def own_emulator(settings: Settings) -> Iterator[Settings]:
     bootstrapped like the stack's: buckets, the FMP secret, the Glue database). What the check
     then reads from CloudWatch is what its own run sent, whatever other pipelines emit meanwhile."""
     from finks.devstack import bootstrap_data_plane
-    from validation.aws.seed import moto_server
+    from validation.emulator import moto_server
 
     with moto_server() as url:
         own = settings.model_copy(update={"s3_endpoint_url": url})
