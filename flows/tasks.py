@@ -44,7 +44,10 @@ def not_deterministic(task: Any, task_run: Any, state: Any) -> bool:
     return True
 
 
-@task(name="ingest-dataset", tags=["fmp"], retry_condition_fn=not_deterministic, cache_policy=NO_CACHE)
+# No tags: Prefect acquires tag concurrency slots through its API queue before every tagged task
+# run starts, limit or not (1-2 s per dataset on the local server, three datasets queued behind
+# one another). FMP's limit is the connector's (connectors.fmp.limiter: one budget per key).
+@task(name="ingest-dataset", retry_condition_fn=not_deterministic, cache_policy=NO_CACHE)
 def ingest_dataset(settings: Settings, date: str, dataset: str, force: bool = False,
                    runner: str = "auto", bulk: bool = False, ecs_timeout_s: float = 3600,
                    sharing: int = 1) -> dict[str, Any]:
