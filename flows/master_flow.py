@@ -73,7 +73,8 @@ def daily_pipeline(date: str | None = None, datasets: list[str] | None = None, e
                 continue
             t0 = time.monotonic()
             try:
-                results[name] = step()
+                with subflow_settings():
+                    results[name] = step()
                 outcomes.append(StepOutcome(name, "ok", _describe(name, results[name]), time.monotonic() - t0))
             except Exception as exc:  # noqa: BLE001 - reported, notified, then re-raised below
                 failure = exc
@@ -95,6 +96,18 @@ def daily_pipeline(date: str | None = None, datasets: list[str] | None = None, e
                   details={"run_id": run_id})
     logger.info("pipeline for %s done in %.1fs", iso, elapsed)
     return {"date": iso, "run_id": run_id, "status": "ok", "seconds": round(elapsed, 2), "steps": report, "results": results}
+
+
+def subflow_settings() -> Any:
+    """Settings for a step's sub-flow run: no heartbeat thread of its own.
+
+    Prefect (3.9) gives every flow run a heartbeat thread that sleeps in 1 s steps and is
+    joined when the run ends, so each sub-flow's end waits up to a second for it (about 2 s of
+    a 10 s pipeline, sampled). The sub-flows run in this flow's process and thread: this run's
+    heartbeats already say whether the process is alive, and a crash ends both."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
 
 
 def _silver_names(datasets: list[str] | None) -> list[str] | None:

@@ -473,3 +473,19 @@ def test_s3_date_lock_excludes_a_second_holder_and_takes_over_an_expired_one(loc
     successor.__exit__(None, None, None)
     with date_lock(s3_settings, day, run_id="third"):
         pass
+
+
+def test_the_steps_sub_flows_run_without_a_heartbeat_thread_of_their_own() -> None:
+    """Each sub-flow's end used to wait up to 1 s for its heartbeat thread (Prefect sleeps in 1 s
+    steps before joining it); the master flow keeps its heartbeat, the sub-flows inherit none."""
+    from prefect.flow_engine import FlowRunEngine
+    from prefect.settings import get_current_settings
+
+    from flows.ingestion import ingestion_flow
+    from flows.master_flow import subflow_settings
+
+    before = get_current_settings().flows.heartbeat_frequency
+    assert before is not None  # Prefect's default: every flow run heartbeats
+    with subflow_settings():
+        assert FlowRunEngine(flow=ingestion_flow).heartbeat_seconds is None
+    assert get_current_settings().flows.heartbeat_frequency == before
