@@ -8,8 +8,12 @@
 Starts a throw-away stack (Prefect server on SQLite + moto, free ports, temp
 state) and runs the daily pipeline as S16 (`make run`) runs it: the flows on
 that Prefect server, in a check process whose heavy libraries finks.zygote
-has preloaded, the FMP simulator in that process; each run in a fresh process
-on an empty lake (bench/pipeline_run.py). The state directory is kept from
+has preloaded; each run in a fresh process on an empty lake
+(bench/pipeline_run.py). FMP answers from a simulator process of its own,
+started once (`--fmp remote`, the default: the real API is another machine,
+its data already there); `--fmp in-process` puts it inside each pipeline
+process as S16's check does, where its synthetic market is generated afresh
+every run and competes with the pipeline for the interpreter. The state directory is kept from
 run to run as `make run` keeps it, so the first run parses the dbt project in
 full ("cold") and the others reuse dbt's partial parse.
 
@@ -64,6 +68,24 @@ def _server_cpu(state: Path) -> float:
         return float("nan")
 
 
+def _fmp_process(args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    """The simulator as FMP is to the pipeline: another process, up before the first run and
+    warm after it (its synthetic market is generated once, as FMP's data exists already)."""
+    from connectors.fmp.settings import is_listening
+    from finks.devstack.procs import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "finks", "fmp-sim", "--port", str(port), "--no-limit"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not is_listening("127.0.0.1", port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"the FMP simulator did not start on port {port} (exit {proc.poll()})")
+        time.sleep(0.1)
+    args.fmp_url = f"http://127.0.0.1:{port}"
+    return proc
+
+
 def one_run(state: Path, n: int, args: argparse.Namespace, universe: str, *, plain: bool = False,
             root: str | None = None) -> dict[str, Any]:
     """A daily pipeline in a fresh process on an empty lake; its breakdown.
@@ -75,7 +97,8 @@ def one_run(state: Path, n: int, args: argparse.Namespace, universe: str, *, pla
     cmd = [sys.executable, str(ROOT / "bench" / "pipeline_run.py"), "--lake", str(lake), "--date", args.date,
            "--universe", universe, "--out", str(out), "--calls-per-minute", str(args.calls_per_minute),
            *(["--plain"] if plain else []), *(["--root", root] if root else []),
-           *(["--no-preload"] if args.no_preload else [])]
+           *(["--no-preload"] if args.no_preload else []),
+           *(["--fmp-url", args.fmp_url] if args.fmp_url else [])]
     started, server0 = time.perf_counter(), _server_cpu(state)
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -189,6 +212,10 @@ def main() -> None:
                                                 "(e.g. a `git worktree` of main): before/after in one session")
     parser.add_argument("--no-preload", action="store_true",
                         help="do not preload finks.zygote's libraries: Prefect's and dbt's imports on the clock")
+    parser.add_argument("--fmp", choices=("remote", "in-process"), default="remote",
+                        help="where FMP (the simulator) answers: a process of its own started once for the "
+                             "bench, as the real API is remote (default), or inside each pipeline process, "
+                             "as S16's check runs it")
     parser.add_argument("--skip-daily", action="store_true")
     parser.add_argument("--json", help="also write the whole report (every run) to this file")
     parser.add_argument("--calls-per-minute", type=int, default=60000,
@@ -200,6 +227,7 @@ def main() -> None:
     parser.add_argument("--bulk", action=argparse.BooleanOptionalAction, default=None,
                         help="backfill: force the bulk EOD endpoint on/off (default: bulk for ranges > 5 days).")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="backfill: simulator latency per request.")
+    parser.set_defaults(fmp_url=None)
     args = parser.parse_args()
     import signal
 
@@ -223,12 +251,16 @@ def main() -> None:
     report: dict[str, Any] = {"symbols": args.symbols, "cpus": os.cpu_count(),
                               "fmp_calls_per_minute": args.calls_per_minute, "load_before": os.getloadavg()}
     up(settings)
+    fmp = _fmp_process(args) if args.fmp == "remote" else None
     try:
         if not args.skip_daily:
             report["daily"] = daily(state, args, universe)
         if args.backfill:
             report["backfill"] = backfill(state, settings, args)
     finally:
+        if fmp is not None:
+            fmp.terminate()
+            fmp.wait(timeout=30)
         down(settings)
     report["load_after"] = os.getloadavg()
     if args.json:
@@ -236,7 +268,8 @@ def main() -> None:
     load = "load average before {:.2f} {:.2f} {:.2f}, after {:.2f} {:.2f} {:.2f}".format(
         *report["load_before"], *report["load_after"])
     base_name = "before" if args.baseline_root else args.baseline
-    print(f"daily pipeline (flows on the Prefect server, as S16 runs it), {args.symbols} symbols, medians of "
+    where = "FMP simulator in a process of its own" if args.fmp == "remote" else "FMP simulator in-process"
+    print(f"daily pipeline (flows on the Prefect server, as S16 runs it; {where}), {args.symbols} symbols, medians of "
           f"{args.runs} fresh processes; seconds; ratio = flows / {base_name}; cold = the first run "
           f"(full dbt parse); {load}")
     if "daily" in report:

@@ -6,8 +6,9 @@ The Prefect server, moto and FINKS_STATE_DIR come from the environment the
 parent set. The process is set up as `make run` sets up S16's
 `validation.pipeline:run_daily_pipeline`: the third-party libraries that
 finks.zygote preloads for every check process (Prefect, dbt, DuckDB, ...) are
-imported before the clock starts (timed apart: `preload_s`), and the FMP
-simulator runs in this process (validation.support.fmp). ``--root`` runs the
+imported before the clock starts (timed apart: `preload_s`). The FMP
+simulator runs in this process, as in S16 (validation.support.fmp), or, with
+``--fmp-url``, elsewhere, as FMP does. ``--root`` runs the
 platform code of another checkout (a before/after in one session).
 
     flows   daily_pipeline(...) on the Prefect server: the path S16 (`make run`) takes
@@ -24,6 +25,7 @@ the run's OpenTelemetry spans (flows.tracing). Writes one JSON document to --out
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -131,6 +133,7 @@ def main() -> None:
     parser.add_argument("--plain", action="store_true")
     parser.add_argument("--root", help="checkout whose platform code runs (default: this one)")
     parser.add_argument("--no-preload", action="store_true", help="import Prefect, dbt, ... on the clock")
+    parser.add_argument("--fmp-url", help="FMP (the simulator) served elsewhere; default: in this process")
     args = parser.parse_args()
 
     t0 = time.perf_counter()
@@ -151,8 +154,8 @@ def main() -> None:
     imports_s = time.perf_counter() - t0
     settings = load_settings(env="local", fmp_calls_per_minute=args.calls_per_minute,
                              universe=args.universe, lake_uri=args.lake)
-    with SimulatorServer(port=0) as sim:
-        run = settings.model_copy(update={"fmp_base_url": sim.base_url})
+    with contextlib.nullcontext(None) if args.fmp_url else SimulatorServer(port=0) as sim:
+        run = settings.model_copy(update={"fmp_base_url": args.fmp_url or sim.base_url})
         t0, cpu0 = time.perf_counter(), os.times()
         results, steps, run_id = (plain_run if args.plain else flows_run)(run, args.date)
         total, cpu1 = time.perf_counter() - t0, os.times()
