@@ -155,7 +155,7 @@ def main() -> None:
     settings = load_settings(env="local", fmp_calls_per_minute=args.calls_per_minute,
                              universe=args.universe, lake_uri=args.lake)
     with contextlib.nullcontext(None) if args.fmp_url else SimulatorServer(port=0) as sim:
-        run = settings.model_copy(update={"fmp_base_url": args.fmp_url or sim.base_url})
+        run = settings.model_copy(update={"fmp_base_url": sim.base_url if sim is not None else args.fmp_url})
         t0, cpu0 = time.perf_counter(), os.times()
         results, steps, run_id = (plain_run if args.plain else flows_run)(run, args.date)
         total, cpu1 = time.perf_counter() - t0, os.times()
