@@ -367,6 +367,9 @@ def scan_clean(ctx: CheckContext) -> Evidence:
     live = Live.of(ctx)
     path = allowlist_path(ctx)
     entries = load_allowlist(path)  # before the scan: a malformed list costs seconds, not minutes
+    # The stack first: a scan of an account it is not deployed in judges nothing of ours (and an
+    # empty account's findings, no CloudTrail and the like, would read as the stack's).
+    live.vpc_id()
     scan = run(live, ctx.work_dir / "prowler")
     verdict = judge(scan.findings, entries, date.today(), live.emulated)
     figures: dict[str, Any] = {
