@@ -583,9 +583,7 @@ def _spoil(d: Deployed):  # type: ignore[no-untyped-def]
 NEEDS_PULUMI_CLI = {("s0", "pulumi-cli"), ("s2", "program-previews")}
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("FINKS_VERIFY_ALL"),
-                    reason="the whole plan's checks on dev (Prowler, mypy, Spark included: ~10 min): FINKS_VERIFY_ALL=1")
+@pytest.mark.slow  # the whole plan's checks on dev, Prowler, mypy and Spark included: about 3 minutes
 def test_verify_all_on_the_healthy_dev_stack_verifies_every_criterion(live_dev: Deployed, tmp_path: Path,
                                                                        request: pytest.FixtureRequest) -> None:
     """`finks verify --all --env dev` against the seeded stack and its stand-ins: every criterion that
