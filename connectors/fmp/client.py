@@ -133,8 +133,10 @@ class FmpClient:
             logging.getLogger(name).addFilter(self._filter)
         connector = aiohttp.TCPConnector(limit=self.limiter.max_concurrency, ssl=_tls_context())
         # trust_env: HTTPS_PROXY / NO_PROXY apply, as they did with httpx
-        self._http = aiohttp.ClientSession(connector=connector, trust_env=True,
-                                           timeout=aiohttp.ClientTimeout(total=self.timeout_s))
+        # timeout_s bounds connecting and each wait for data, not the whole answer (as httpx did):
+        # a large bulk answer that keeps arriving is not a timeout
+        timeout = aiohttp.ClientTimeout(total=None, connect=self.timeout_s, sock_read=self.timeout_s)
+        self._http = aiohttp.ClientSession(connector=connector, trust_env=True, timeout=timeout)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
