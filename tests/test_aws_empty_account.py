@@ -21,6 +21,7 @@ import pytest
 from core.paths import REPO_ROOT
 from finks.checks import CheckContext, CheckFailed
 from finks.loader import load_plan
+from tests.fixtures.deployed import endpoint_env
 
 AWS_ENVS = {"dev", "staging", "prod"}
 NOT_THE_STACK = {"s0"}  # the operator's toolchain, credentials and key
@@ -54,11 +55,7 @@ def empty_account() -> Iterator[str]:
 
 @pytest.fixture
 def on_empty_account(empty_account: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "FINKS_S3_ENDPOINT_URL"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", empty_account)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    endpoint_env(monkeypatch, empty_account)
     return empty_account
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import io
 import json
 import logging
@@ -68,8 +69,10 @@ class _Answer:
     content_type: str
 
 
+@functools.cache
 def _tls_context() -> Any:
-    """Verify servers against certifi's CA bundle when installed (as httpx did), else the system's."""
+    """Verify servers against certifi's CA bundle when installed (as httpx did), else the system's.
+    Built once per process: loading the bundle costs ~20 ms, and every ingestion opens a client."""
     import ssl
 
     try:
