@@ -7,12 +7,13 @@ result is what `pulumi up` would be asked to create for a stack.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import runpy
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -226,8 +227,7 @@ def run_under_mocks(program: Callable[[], Any], stack: str, config: dict[str, st
     from pulumi.runtime.sync_await import _sync_await
 
     recorder = _Recorder()
-    _ensure_event_loop()
-    with _RUN_LOCK:  # the Pulumi runtime is process-global
+    with _RUN_LOCK, _own_event_loop():  # the Pulumi runtime is process-global
         rt_settings.ROOT.set(None)
         pulumi.runtime.set_all_config(config if config is not None else _config_values(stack))
         mocks, monitor = _mocks(recorder)
@@ -246,14 +246,32 @@ def run_under_mocks(program: Callable[[], Any], stack: str, config: dict[str, st
     return Plan(stack=stack, resources=resources, outputs=outputs)
 
 
-def _ensure_event_loop() -> None:
-    """Pulumi's runtime asks for the current loop; asyncio.run() elsewhere leaves none set."""
+@contextlib.contextmanager
+def _own_event_loop() -> Iterator[None]:
+    """A loop of the run's own, current while it runs, closed after it.
+
+    Pulumi's runtime runs on the thread's current loop and, before it returns, waits for
+    every task on that loop (``wait_for_rpcs`` gathers ``asyncio.all_tasks()``). On a loop
+    shared with whatever ran before in the process, a task left pending there (an Output of
+    another program, a client's background task) would keep the plan waiting for ever.
+    """
     import asyncio
 
+    policy = asyncio.get_event_loop_policy()
     try:
-        asyncio.get_event_loop_policy().get_event_loop()
+        previous: asyncio.AbstractEventLoop | None = policy.get_event_loop()
     except RuntimeError:
-        asyncio.set_event_loop(asyncio.new_event_loop())
+        previous = None
+    loop = asyncio.new_event_loop()
+    policy.set_event_loop(loop)
+    try:
+        yield
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            policy.set_event_loop(previous)
+            loop.close()
 
 
 def _urn_name(urn: str) -> str:

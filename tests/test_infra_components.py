@@ -270,3 +270,32 @@ def test_security_enables_guardduty_config_and_cloudtrail() -> None:
     rules = {r.inputs["source"]["sourceIdentifier"] for r in plan.of_type("aws:cfg/rule:Rule")}
     assert {"S3_BUCKET_SSL_REQUESTS_ONLY", "RDS_INSTANCE_PUBLIC_ACCESS_CHECK"} <= rules and "RDS_MULTI_AZ_SUPPORT" not in rules
     assert plan.one("aws:cloudtrail/trail:Trail").inputs["enableLogFileValidation"] is True
+
+
+def test_a_plan_runs_on_a_loop_of_its_own_and_leaves_the_callers_current() -> None:
+    """Pulumi waits for every task of the loop it runs on: a task some earlier code left pending
+    on the thread's loop must not be waited for, and the caller's loop is current again after."""
+    import asyncio
+    import threading
+
+    seen: list[asyncio.AbstractEventLoop] = []
+    before = asyncio.get_event_loop_policy().get_event_loop()
+    caller = asyncio.new_event_loop()
+    asyncio.set_event_loop(caller)
+    try:
+        caller.create_task(asyncio.sleep(3600))       # pending for ever on the caller's loop
+        plan = _run(lambda: (seen.append(asyncio.get_event_loop()), Storage("st", StorageArgs(COMMON))))
+        assert plan.resources and seen[0] is not caller and seen[0].is_closed()
+        assert asyncio.get_event_loop() is caller
+    finally:
+        for task in asyncio.all_tasks(caller):
+            task.cancel()
+        caller.run_until_complete(asyncio.sleep(0))
+        caller.close()
+        asyncio.set_event_loop(before)
+
+    from_thread: list[int] = []                        # a thread with no loop of its own plans too
+    worker = threading.Thread(target=lambda: from_thread.append(len(_run(lambda: _out("x")).resources)))
+    worker.start()
+    worker.join(60)
+    assert from_thread == [0]
