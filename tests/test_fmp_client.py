@@ -153,3 +153,33 @@ def test_the_key_travels_but_no_log_record_of_the_http_layer_shows_it(fmp_sim, c
     assert not logging.getLogger("aiohttp.client").filters
 
 
+
+
+def test_the_environments_proxy_carries_the_calls(fmp_sim, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP_PROXY applies (read once per client): FMP's host does not resolve here, and the call
+    still lands, through the proxy (the simulator answers a proxy's absolute-URI requests)."""
+    for var in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", fmp_sim.base_url)
+    response = call("http://fmp.invalid", "quote", "AAPL")
+    assert response.status == 200 and response.data[0]["symbol"] == "AAPL"
+    assert fmp_sim.stats.requests == 1
+
+    monkeypatch.setenv("NO_PROXY", "other.example,fmp.invalid")     # the host is exempt: no proxy
+    with pytest.raises(FmpTransientError, match="connection failed"):
+        call("http://fmp.invalid", "quote", "AAPL", retries=0)
+    assert fmp_sim.stats.requests == 1
+
+
+def test_credentials_in_the_proxy_url_become_its_auth(monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+
+    from connectors.fmp.client import env_proxy
+
+    for var in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://svc%40corp:p%3Ass@proxy.corp:3128")
+    proxy, headers = env_proxy("https://financialmodelingprep.com/stable")
+    assert proxy == "http://proxy.corp:3128"
+    assert headers == {"Proxy-Authorization": "Basic " + base64.b64encode(b"svc@corp:p:ss").decode()}
+    assert env_proxy("http://financialmodelingprep.com") == (None, None)   # no proxy for http here

@@ -77,6 +77,57 @@ def test_limiter_paces_at_least_95_percent_of_the_limit() -> None:
     assert _max_in_window(starts, 60.0) <= 300
 
 
+class LateClock(FakeClock):
+    """Every sleep ends late, as a real event loop's do (a millisecond tick, a busy interpreter)."""
+
+    def __init__(self, late_s: float) -> None:
+        super().__init__()
+        self.late_s = late_s
+
+    async def sleep(self, seconds: float) -> None:
+        await super().sleep(seconds + self.late_s)
+
+
+def test_late_wake_ups_do_not_lower_the_pace() -> None:
+    """At 60,000/min slots are 1 ms apart and every sleep ends 2 ms late: the pace is still the
+    limit's (a limiter that spaces calls from when the last one ran keeps only a third of it),
+    the window still holds, and the catch-up is bounded: in any span of t seconds at most
+    (t + catch_up_s) / interval + 1 calls start."""
+    async def drive() -> tuple[list[float], RateLimiter]:
+        clock = LateClock(0.002)
+        limiter = RateLimiter(60_000, 8, clock=clock, sleep=clock.sleep)
+        starts: list[float] = []
+
+        async def one() -> None:
+            async with limiter.slot() as started:
+                starts.append(started)
+
+        await asyncio.gather(*(one() for _ in range(3000)))
+        return sorted(starts), limiter
+
+    starts, limiter = asyncio.run(drive())
+    rate = limiter.achieved_per_minute()
+    assert rate is not None and 0.95 * 60_000 <= rate <= 60_000
+    assert _max_in_window(starts, 60.0) <= 60_000
+    for span in (0.001, 0.005, 0.02, 0.1, 1.0):
+        assert _max_in_window(starts, span) <= (span + limiter.catch_up_s) / limiter.interval + 1
+
+
+def test_a_stall_is_not_followed_by_a_burst() -> None:
+    """A pause far longer than the catch-up: the calls after it are spaced at the pace again."""
+    async def drive() -> list[float]:
+        clock = FakeClock()
+        limiter = RateLimiter(600, 1, clock=clock, sleep=clock.sleep)   # 100 ms apart
+        starts = [await limiter.acquire() for _ in range(3)]
+        clock.now += 30.0                                                # idle half a minute
+        starts += [await limiter.acquire() for _ in range(5)]
+        return starts
+
+    after = asyncio.run(drive())[3:]
+    gaps = [b - a for a, b in zip(after, after[1:], strict=False)]
+    assert min(gaps) >= 0.1 / 0.98 - 0.01 - 1e-9
+
+
 def test_429_slows_the_limiter() -> None:
     clock = FakeClock()
     limiter = RateLimiter(120, 4, clock=clock, sleep=clock.sleep)
