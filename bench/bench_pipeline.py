@@ -119,7 +119,7 @@ ROWS: list[tuple[str, Any, bool]] = [
     ("  TransformResult seconds", lambda r: r["bronze_to_silver_s"], False),
     ("dbt (build+tests+publish)", lambda r: r["steps_s"]["dbt"], True),
     ("  dbt parse", lambda r: r["dbt"].get("parse_s", 0.0), False),
-    ("  dbt build (Resource report)", lambda r: r["dbt"].get("build_s", 0.0), False),
+    ("  dbt build (the command)", lambda r: r["dbt"].get("build_s", 0.0), False),
     ("  dbt source freshness", lambda r: r["dbt"].get("freshness_s", 0.0), False),
     ("  publish (export, promote)", lambda r: r["dbt"].get("publish_s", 0.0), False),
     ("between steps (flow overhead)", lambda r: r["total_s"] - sum(r["steps_s"].values()), True),

@@ -17,7 +17,7 @@ platform code of another checkout (a before/after in one session).
 
 The breakdown comes from what the platform itself reports: the steps' seconds
 of the pipeline's result, the ingestions' elapsed_s, the TransformResult's
-seconds per dataset, dbt's "Resource report" (wall clock per dbt command) and
+seconds per dataset, the DbtResult's wall clock per dbt command and
 run_results.json (elapsed, per-node timing), the files the publish writes, and
 the run's OpenTelemetry spans (flows.tracing). Writes one JSON document to --out.
 """
@@ -41,19 +41,11 @@ if "--root" in sys.argv:       # before anything of ours is imported
     ROOT = Path(sys.argv[sys.argv.index("--root") + 1]).resolve()
 sys.path.insert(0, str(ROOT))
 
-_REPORT = re.compile(r"Resource report: (\{.*\})")
-
-
-def dbt_breakdown(run_dir: Path, warehouse: Path) -> dict[str, Any]:
-    """Wall seconds of each dbt command of the run (dbt's Resource report), the build's
+def dbt_breakdown(dbt: dict[str, Any], warehouse: Path) -> dict[str, Any]:
+    """Wall seconds of each dbt command of the run (the DbtResult's ``seconds``), the build's
     run_results.json, and the publish (freshness written → warehouse promoted)."""
-    out: dict[str, Any] = {}
-    log = run_dir / "logs" / "dbt.log"
-    for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
-        if m := _REPORT.search(line):
-            report = json.loads(m.group(1))
-            name = report["command_name"]
-            out[f"{name}_s"] = round(out.get(f"{name}_s", 0.0) + float(report["command_wall_clock_time"]), 3)
+    run_dir = Path(dbt["run_dir"])
+    out: dict[str, Any] = {f"{name.split()[-1]}_s": value for name, value in dbt.get("seconds", {}).items()}
     results = run_dir / "target" / "run_results.json"
     if results.exists():
         data = json.loads(results.read_text())
@@ -174,7 +166,7 @@ def main() -> None:
                       for ds, r in ingestion.items()},
         "bronze_to_silver_s": round(sum(d.get("seconds", 0.0) for d in results["transformation"]["datasets"]), 3),
         "silver_rows": results["transformation"]["rows_written"],
-        "dbt": dbt_breakdown(Path(dbt["run_dir"]), dbt_home(settings) / "warehouse.duckdb")
+        "dbt": dbt_breakdown(dbt, dbt_home(settings) / "warehouse.duckdb")
                | {"published": dbt.get("published"), "tests": sum(1 for n in dbt["nodes"]
                                                                    if n["resource_type"] in ("test", "unit_test"))},
         "spans_s": span_seconds(settings, run_id),

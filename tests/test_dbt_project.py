@@ -62,16 +62,22 @@ def test_build_passes_every_test_and_publishes_the_contract_marts(built: tuple[A
     assert set(result.freshness.values()) == {"pass"}
 
 
-def _parses(result: DbtResult) -> int:
-    """How many times dbt parsed the project during a run (dbt logs a resource report per command)."""
-    return (Path(result.run_dir) / "logs" / "dbt.log").read_text().count('"command_name": "parse"')
-
-
 def test_the_project_is_parsed_once_per_process(built: tuple[Any, DbtResult]) -> None:
     settings, first = built
-    assert _parses(first) == 1          # build and source freshness shared one parse
+    assert set(first.seconds) == {"parse", "build", "source freshness"}   # one parse, shared
     again = run_dbt(settings, "test", select="stg_fmp_quotes", quiet=True)   # selected: not the verdict
-    assert again.ok and again.tests and _parses(again) == 0
+    assert again.ok and again.tests and set(again.seconds) == {"test"}
+
+
+def test_the_file_log_is_at_info_unless_dbt_is_told_otherwise(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    from jobs.dbt.args import DbtArgs
+
+    monkeypatch.delenv("DBT_LOG_LEVEL_FILE", raising=False)
+    argv = DbtArgs("local", tmp_path).cli()
+    assert argv[argv.index("--log-level-file") + 1] == "info"
+    monkeypatch.setenv("DBT_LOG_LEVEL_FILE", "debug")    # dbt reads it itself: no flag to override it
+    assert "--log-level-file" not in DbtArgs("local", tmp_path).cli()
 
 
 def test_positions_value_shares_at_the_close(built: tuple[Any, DbtResult]) -> None:

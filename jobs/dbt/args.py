@@ -8,12 +8,14 @@ invocations of a run; everything else is a command-line argument.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 DUCKDB_PATH_VAR = "FINKS_DBT_DUCKDB_PATH"      # read by dbt_project/profiles.yml (target local)
+LOG_LEVEL_FILE_VAR = "DBT_LOG_LEVEL_FILE"       # dbt's own: the level of <run>/logs/dbt.log
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,11 @@ class DbtArgs:
                 "--target-path", str(target_path or self.run_dir / "target"),
                 "--log-path", str(log_path or self.run_dir / "logs"),
                 "--vars", json.dumps(self.vars if vars is None else vars, sort_keys=True)]
+        if not os.environ.get(LOG_LEVEL_FILE_VAR):
+            # dbt's file log defaults to debug: every statement, timing and event, each line
+            # scrubbed of the environment's secrets, a fifth of a build here. Info keeps what
+            # the console shows; DBT_LOG_LEVEL_FILE=debug brings the rest back.
+            args += ["--log-level-file", "info"]
         return [*args, "--quiet"] if self.quiet else args
 
 

@@ -20,7 +20,7 @@ _SOURCE_PREFIX = "source.finks."
 def audit_freshness(args: DbtArgs, result: DbtResult) -> None:
     """`dbt source freshness` into ``result.freshness``; stale silver fails the run."""
     result.ok = True
-    outcome = invoke(["source", "freshness"], args, results_file="sources.json")
+    outcome = invoke(["source", "freshness"], args, results_file="sources.json", seconds=result.seconds)
     result.freshness = {n.unique_id.removeprefix(_SOURCE_PREFIX): n.status for n in outcome.nodes}
     if outcome.error or any(s in ("error", "runtime error") for s in result.freshness.values()):
         result.ok = False

@@ -6,6 +6,8 @@ so only the first of a process parses, and that one partially when it can.
 
 from __future__ import annotations
 
+import itertools
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,15 +41,21 @@ def require_adapter(target: str) -> None:
                           hint="it runs in the dbt image on ECS (dbt_project/Dockerfile)") from None
 
 
-def invoke(command: list[str], args: DbtArgs, *, results_file: str | None = None) -> Outcome:
+def invoke(command: list[str], args: DbtArgs, *, results_file: str | None = None,
+           seconds: dict[str, float] | None = None) -> Outcome:
     """``dbt <command> <args>`` on the shared manifest.
 
     ``results_file``: the command writes only its results (e.g. ``sources.json``) into the
     run's target. dbt would write manifest.json with them, again: the build before it
     already wrote that manifest, and serialising it is most of what a short command costs.
+    ``seconds``: the wall clock of the command, and of the parse when one ran, are added there.
     """
     argv = [*command, *args.cli()]
-    res = _run([*argv, "--no-write-json"] if results_file else argv, shared_manifest(args))
+    manifest = shared_manifest(args, seconds)
+    started = time.perf_counter()
+    res = _run([*argv, "--no-write-json"] if results_file else argv, manifest)
+    _add(seconds, " ".join(itertools.takewhile(lambda word: not word.startswith("-"), command)),
+         time.perf_counter() - started)
     if results_file and res.result is not None and hasattr(res.result, "write"):
         res.result.write(str(args.run_dir / "target" / results_file))   # dbt's own writer
     error = None
@@ -56,8 +64,9 @@ def invoke(command: list[str], args: DbtArgs, *, results_file: str | None = None
     return Outcome(bool(res.success), parse_nodes(res.result), error)
 
 
-def shared_manifest(args: DbtArgs) -> Any | None:
-    """The project parsed as ``args`` see it: held in memory, else ``dbt parse``d now.
+def shared_manifest(args: DbtArgs, seconds: dict[str, float] | None = None) -> Any | None:
+    """The project parsed as ``args`` see it: held in memory, else ``dbt parse``d now
+    (its wall clock added to ``seconds["parse"]``).
 
     None when the parse fails: the command then parses itself and reports why.
     """
@@ -70,12 +79,19 @@ def shared_manifest(args: DbtArgs) -> Any | None:
     # memory); partial_parse.msgpack, which the next process starts from, is written anyway.
     argv = ["parse", "--partial-parse" if parse.slot else "--no-partial-parse", "--no-write-json",
             *args.cli(target_path=target, vars=parse.vars)]
+    started = time.perf_counter()
     with parsing(parse):
         res = _run(argv, None)
+    _add(seconds, "parse", time.perf_counter() - started)
     if not res.success or res.result is None:
         return None
     remember(parse.key, res.result)
     return res.result
+
+
+def _add(seconds: dict[str, float] | None, name: str, value: float) -> None:
+    if seconds is not None:
+        seconds[name] = round(seconds.get(name, 0.0) + value, 3)
 
 
 def _run(argv: list[str], manifest: Any | None) -> Any:

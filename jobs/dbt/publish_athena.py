@@ -43,7 +43,7 @@ def audit_then_publish(settings: Settings, args: DbtArgs, result: DbtResult) -> 
     """Both phases; ``result.nodes`` holds the audit's nodes plus any that failed publishing."""
     (audit_schema, audit_args), (schema, publish_args) = athena_phases(athena_schema(settings))
     with scoped({SCHEMA_VAR: audit_schema}):
-        audit = invoke(audit_args, args)
+        audit = invoke(audit_args, args, seconds=result.seconds)
         result.nodes = audit.nodes
         audited = audit.clean
         if audited:
@@ -54,7 +54,8 @@ def audit_then_publish(settings: Settings, args: DbtArgs, result: DbtResult) -> 
         return Outcome(audit.success, audit.nodes, audit.error or result.error)
     # Its artifacts beside the audit's: run_results.json of the audit (every test) is what the run keeps.
     with scoped({SCHEMA_VAR: schema}):
-        publish = invoke(publish_args, dataclasses.replace(args, run_dir=args.run_dir / "publish"))
+        publish = invoke(publish_args, dataclasses.replace(args, run_dir=args.run_dir / "publish"),
+                         seconds=result.seconds)
     result.nodes += [n for n in publish.nodes if n.status in FAILED]
     return publish
 

@@ -39,6 +39,7 @@ class DbtResult:
     run_dir: str = ""
     artifacts: str = ""     # where the run's dbt artifacts (or docs) were kept in the lake
     quality: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)   # wall clock per dbt command ("parse", ...)
 
     @property
     def tests(self) -> list[NodeResult]:

@@ -150,7 +150,7 @@ def _copy_warehouse(warehouse: Path, db: Path, target: str) -> None:
 
 
 def _docs(run: _Run, result: DbtResult) -> DbtResult:
-    outcome = invoke(["docs", "generate"], run.args)
+    outcome = invoke(["docs", "generate"], run.args, seconds=result.seconds)
     result.error = outcome.error
     result.ok = outcome.success
     if result.ok:
@@ -168,7 +168,7 @@ def _execute(run: _Run, result: DbtResult) -> None:
         outcome = audit_then_publish(run.settings, run.args, result)
     else:
         selection = ["--select", *run.selection] if run.selection else []
-        outcome = invoke([run.command, *selection], run.args)
+        outcome = invoke([run.command, *selection], run.args, seconds=result.seconds)
         result.nodes = outcome.nodes
     result.error = outcome.error
     result.failed_tests = [n.name for n in result.tests if n.status in ("fail", "error")]
