@@ -41,11 +41,20 @@ if "--root" in sys.argv:       # before anything of ours is imported
     ROOT = Path(sys.argv[sys.argv.index("--root") + 1]).resolve()
 sys.path.insert(0, str(ROOT))
 
+_REPORT = re.compile(r"Resource report: (\{.*\})")   # dbt's debug log, one line per command
+
+
 def dbt_breakdown(dbt: dict[str, Any], warehouse: Path) -> dict[str, Any]:
     """Wall seconds of each dbt command of the run (the DbtResult's ``seconds``), the build's
     run_results.json, and the publish (freshness written → warehouse promoted)."""
     run_dir = Path(dbt["run_dir"])
     out: dict[str, Any] = {f"{name.split()[-1]}_s": value for name, value in dbt.get("seconds", {}).items()}
+    log = run_dir / "logs" / "dbt.log"
+    if "seconds" not in dbt and log.exists():     # a checkout from before runs timed their commands
+        for m in _REPORT.finditer(log.read_text(errors="replace")):
+            report = json.loads(m.group(1))
+            key = f"{report['command_name']}_s"
+            out[key] = round(out.get(key, 0.0) + float(report["command_wall_clock_time"]), 3)
     results = run_dir / "target" / "run_results.json"
     if results.exists():
         data = json.loads(results.read_text())
