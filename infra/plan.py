@@ -268,10 +268,26 @@ def _own_event_loop() -> Iterator[None]:
         yield
     finally:
         try:
+            _drain(loop)
             loop.run_until_complete(loop.shutdown_default_executor())
         finally:
             policy.set_event_loop(previous)
             loop.close()
+
+
+def _drain(loop: Any, timeout_s: float = 10.0) -> None:
+    """Let the run's last RPCs (outputs registered as the program ended) finish; cancel any
+    that do not, rather than leave them pending on a closed loop."""
+    import asyncio
+
+    pending = asyncio.all_tasks(loop)
+    if not pending:
+        return
+    _, late = loop.run_until_complete(asyncio.wait(pending, timeout=timeout_s))
+    for task in late:
+        task.cancel()
+    if late:
+        loop.run_until_complete(asyncio.gather(*late, return_exceptions=True))
 
 
 def _urn_name(urn: str) -> str:

@@ -279,7 +279,10 @@ def test_a_plan_runs_on_a_loop_of_its_own_and_leaves_the_callers_current() -> No
     import threading
 
     seen: list[asyncio.AbstractEventLoop] = []
-    before = asyncio.get_event_loop_policy().get_event_loop()
+    try:
+        before: asyncio.AbstractEventLoop | None = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:                              # an asyncio.run() before left none current
+        before = None
     caller = asyncio.new_event_loop()
     asyncio.set_event_loop(caller)
     try:

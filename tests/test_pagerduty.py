@@ -6,6 +6,7 @@ Fixtures: tests/fixtures/deployed.py (``deployed_dev``), tests/fixtures/edge.py 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -198,8 +199,14 @@ def test_the_key_is_read_from_the_stacks_secret_at_deploy() -> None:
             asked.append(args.args["secretId"])
             return {"secretId": args.args["secretId"], "secretString": KEY, "versionStages": ["AWSCURRENT"]}, []
 
-    rt_settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(Mocks(), project="finks", stack="prod", preview=False)
-    key = integration_key(COMMON)
-    assert _sync_await(key.future()) == KEY and _sync_await(key.is_secret())
-    assert asked == ["finks/prod/pagerduty-integration-key"]
+    loop = asyncio.new_event_loop()       # Pulumi's runtime runs on the thread's current loop
+    asyncio.set_event_loop(loop)
+    try:
+        rt_settings.ROOT.set(None)
+        pulumi.runtime.set_mocks(Mocks(), project="finks", stack="prod", preview=False)
+        key = integration_key(COMMON)
+        assert _sync_await(key.future()) == KEY and _sync_await(key.is_secret())
+        assert asked == ["finks/prod/pagerduty-integration-key"]
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
