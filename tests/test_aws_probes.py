@@ -616,7 +616,7 @@ def test_verify_all_on_the_healthy_dev_stack_verifies_every_criterion(live_dev: 
     history = [json.loads(line) for line in (live_dev.state_dir / "state" / "dev" / "history.jsonl").read_text().splitlines()]
     failed = {(e["session"], e["check"]): e["message"] for e in history if e["type"] == "check" and e["outcome"] != "passed"
               and e["outcome"] != "skipped"}
-    assert set(failed) == NEEDS_PULUMI_CLI, json.dumps(failed, indent=1)[:4000]
+    assert set(failed) == NEEDS_PULUMI_CLI, json.dumps({f"{s}/{c}": m for (s, c), m in failed.items()}, indent=1)[:4000]
     assert all("pulumi" in m.lower() for m in failed.values()), failed
     outcomes = {s["id"]: s["outcome"] for s in doc["sessions"]}
     assert {sid for sid, o in outcomes.items() if o not in ("passed", "not_applicable")} == {"s0", "s2"}

@@ -58,6 +58,17 @@ def test_rate_limit_check_fails_for_a_connector_that_breaks_the_keys_limit(tmp_p
 
 
 @pytest.mark.slow
+@pytest.mark.check_fails("validation.connector:rate_limit_holds")
+def test_rate_limit_check_fails_for_a_limiter_that_paces_below_the_limit(tmp_path: Path) -> None:
+    """Never a 429, every symbol lands, but a quarter of the plan's calls are left unused."""
+    root = _broken_connector(tmp_path, "ingest.py", "window_s=opts.window_s, budget=budget)",
+                             "window_s=opts.window_s * 1.25, budget=budget)")
+    result = run_target("validation.connector:rate_limit_holds", context(tmp_path, root), timeout=300)
+    _assert_failed(result, "below 95%")
+    assert result.evidence.figures["rejected_429"] == 0
+
+
+@pytest.mark.slow
 @pytest.mark.check_fails("validation.connector:errors_handled")
 def test_error_check_fails_for_a_connector_that_takes_an_error_message_for_data(tmp_path: Path) -> None:
     root = _broken_connector(tmp_path, "client.py", 'if isinstance(data, dict) and "Error Message" in data:',

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -104,10 +105,12 @@ def rate_limit_holds(ctx: CheckContext) -> Evidence:
                  {"accepted": len(times), "rejected_429": sim.stats.rejected_429, "all_ok": all_ok,
                   "failed": [s for r in results for s in r.failed_symbols][:5]})
         rate = (len(times) - 1) / max(times[-1] - times[0], 1e-9) * 60
-        figures = {"limit_per_window": limit, "window_s": window_s, "limit_per_min": per_minute,
+        per_window = _full_windows(times, window_s)
+        figures: dict[str, Any] = {"limit_per_window": limit, "window_s": window_s, "limit_per_min": per_minute,
                    "datasets_at_once": len(datasets), "calls": sim.stats.requests,
                    "windows": round((times[-1] - times[0]) / window_s, 1),
                    "rejected_429": sim.stats.rejected_429, "achieved_per_min": round(rate, 1),
+                   "calls_per_full_window": per_window,
                    "max_in_any_window": sim.stats.max_in_window(window_s), "all_ok": all_ok}
     _require(all_ok, "not every symbol was fetched under the limit", figures)
     _require(sim.stats.rejected_429 == 0, f"every symbol landed, but {sim.stats.rejected_429} calls were answered 429: "
@@ -116,7 +119,12 @@ def rate_limit_holds(ctx: CheckContext) -> Evidence:
     _require(figures["max_in_any_window"] <= limit, f"more than {limit} calls in a {window_s:g} s window", figures)
     _require(figures["windows"] >= 2, "the calls spanned fewer than two windows: the property was not exercised",
              figures)
-    _require(rate >= 0.95 * per_minute, f"achieved {rate:.0f}/min, below 95% of {per_minute}/min", figures)
+    # The pace is judged window by window, as FMP counts: the median full window must hold 95% of
+    # the limit. One window that a stall of this process (not the limiter) cost calls does not
+    # decide it; a limiter that paces below the limit falls short in every window.
+    paced = statistics.median(per_window) if per_window else 0
+    _require(paced >= 0.95 * limit, f"achieved {rate:.0f}/min, below 95% of {per_minute}/min: the median full "
+             f"{window_s:g} s window held {paced:g} calls of {limit} ({per_window})", figures)
 
     with SimulatorServer(port=0, calls_per_minute=10, window_s=1.0) as tight:
         over = run_ingest(_settings(ctx, tight, "slowed", fmp_max_concurrency=8), DAY, "quotes",
@@ -127,6 +135,19 @@ def rate_limit_holds(ctx: CheckContext) -> Evidence:
                     f"against {limit} per {window_s:g} s ({per_minute}/min) over {figures['windows']} windows, no 429, at most "
                     f"{figures['max_in_any_window']} in any window; 429s slowed an over-eager client and all "
                     f"{len(symbols[:20])} symbols still landed", figures)
+
+
+def _full_windows(times: list[float], window_s: float) -> list[int]:
+    """Calls started in each whole window from the first call on (a last, partial one left out)."""
+    if not times:
+        return []
+    whole = int((times[-1] - times[0]) // window_s)
+    counts = [0] * whole
+    for t in times:
+        k = int((t - times[0]) // window_s)
+        if k < whole:
+            counts[k] += 1
+    return counts
 
 
 # ---- s15 error-handling --------------------------------------------------------
