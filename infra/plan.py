@@ -23,6 +23,8 @@ from core.environments import AWS_ENVIRONMENTS, infra_stack
 from infra.config import INFRA_DIR, load, read_stack_file
 
 if TYPE_CHECKING:
+    import asyncio
+
     from core.settings import Settings
 
 ACCOUNT_ID = "123456789012"
@@ -250,10 +252,10 @@ def run_under_mocks(program: Callable[[], Any], stack: str, config: dict[str, st
 def _own_event_loop() -> Iterator[None]:
     """A loop of the run's own, current while it runs, closed after it.
 
-    Pulumi's runtime runs on the thread's current loop and, before it returns, waits for
-    every task on that loop (``wait_for_rpcs`` gathers ``asyncio.all_tasks()``). On a loop
-    shared with whatever ran before in the process, a task left pending there (an Output of
-    another program, a client's background task) would keep the plan waiting for ever.
+    Pulumi's runtime creates its RPCs and Outputs on the thread's current loop and runs that
+    loop until they resolve. A loop shared with whatever ran before in the process carries
+    that code's leftovers (pending tasks, a default executor, a policy's state) into the plan,
+    and the plan's own leftovers into whatever runs next.
     """
     import asyncio
 
@@ -275,7 +277,7 @@ def _own_event_loop() -> Iterator[None]:
             loop.close()
 
 
-def _drain(loop: Any, timeout_s: float = 10.0) -> None:
+def _drain(loop: asyncio.AbstractEventLoop, timeout_s: float = 10.0) -> None:
     """Let the run's last RPCs (outputs registered as the program ended) finish; cancel any
     that do not, rather than leave them pending on a closed loop."""
     import asyncio
