@@ -20,6 +20,8 @@ with ``AWS_ENDPOINT_URL=http://127.0.0.1:5000`` reads a moto server.
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -82,3 +84,49 @@ def client(settings: Settings, service: str, *, fast_fail: bool = False) -> Any:
 
     factory: Any = boto3.client  # typed per service by boto3-stubs; the service is a runtime value
     return factory(service, **client_kwargs(settings, fast_fail=fast_fail, service=service))
+
+
+# ---- shared clients ----------------------------------------------------------
+# A client costs about 3 ms to build and opens its own connection, so a small-object
+# call through a new one takes about twice as long as through a kept one (against the
+# moto server; on AWS a new connection is also a TLS handshake). boto3's clients are
+# thread-safe, its default session is not: clients are built under one lock.
+_SHARED_MAX = 32
+_shared: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_shared_lock = threading.Lock()
+
+
+def _forget_shared() -> None:
+    """In a forked child: the parent's connections are not ours to use."""
+    global _shared_lock
+    _shared.clear()
+    _shared_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_shared)
+
+
+def shared_client(settings: Settings, service: str) -> Any:
+    """A client for ``service`` kept for this process: the client :func:`client` would
+    build, reused by every caller that reaches the same endpoint with the same region and
+    the same ``AWS_*`` variables (boto3 reads endpoints and profiles from them when it
+    builds one), so a client is never used for another endpoint.
+
+    For plain calls only: a caller that registers event handlers on its client (the
+    IAM recording of :mod:`validation.aws.policy`) takes one of its own from :func:`client`.
+    """
+    kwargs = client_kwargs(settings, service=service)
+    key = (service, kwargs["region_name"], kwargs.get("endpoint_url"), kwargs.get("aws_access_key_id"),
+           tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))))
+    with _shared_lock:
+        found = _shared.get(key)
+        if found is None:
+            import boto3
+
+            factory: Any = boto3.client
+            found = _shared[key] = factory(service, **kwargs)
+            while len(_shared) > _SHARED_MAX:
+                _shared.popitem(last=False)  # dropped, not closed: a caller may still hold it
+        else:
+            _shared.move_to_end(key)
+    return found

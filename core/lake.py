@@ -91,9 +91,9 @@ def join(base: str, *parts: str) -> str:
 
 # ---- small objects (boto3 on S3) -----------------------------------------
 def _s3(settings: Settings) -> Any:
-    from core.aws import client
+    from core.aws import shared_client
 
-    return client(settings, "s3")
+    return shared_client(settings, "s3")
 
 
 def read_bytes(settings: Settings, uri: str) -> bytes | None:
