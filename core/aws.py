@@ -115,16 +115,14 @@ def shared_client(settings: Settings, service: str) -> Any:
     For plain calls only: a caller that registers event handlers on its client (the
     IAM recording of :mod:`validation.aws.policy`) takes one of its own from :func:`client`.
     """
-    kwargs = client_kwargs(settings, service=service)
-    key = (service, kwargs["region_name"], kwargs.get("endpoint_url"), kwargs.get("aws_access_key_id"),
+    # Everything client_kwargs and boto3 read: the settings' region and endpoints, and the
+    # AWS_* variables (credentials, profile, AWS_ENDPOINT_URL[_<SERVICE>]).
+    key = (service, settings.region, settings.s3_endpoint_url, settings.s3_endpoint,
            tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))))
     with _shared_lock:
         found = _shared.get(key)
         if found is None:
-            import boto3
-
-            factory: Any = boto3.client
-            found = _shared[key] = factory(service, **kwargs)
+            found = _shared[key] = client(settings, service)
             while len(_shared) > _SHARED_MAX:
                 _shared.popitem(last=False)  # dropped, not closed: a caller may still hold it
         else:
